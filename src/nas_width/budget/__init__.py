@@ -1,0 +1,17 @@
+"""Count and solve budgets: fvcore measurement, closed forms, the channel solver."""
+
+from nas_width.budget.closed_form import Counts, closed_form
+from nas_width.budget.measure import Measurement, measure
+from nas_width.budget.solve import DEFAULT_TOLERANCE, METRICS, Budget, parse_budget, solve
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "METRICS",
+    "Budget",
+    "Counts",
+    "Measurement",
+    "closed_form",
+    "measure",
+    "parse_budget",
+    "solve",
+]

@@ -1,0 +1,34 @@
+"""The ``nas-width`` command line: one module per command, a thin layer over the library."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from nas_width.cli._app import run
+from nas_width.cli.count import count
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="nas-width",
+    help="Search the width of MLP-Mixer mixing layers at a fixed fvcore-counted budget.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("count")(count)
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context) -> None:
+    """Search the width of MLP-Mixer mixing layers at a fixed fvcore-counted budget."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    sys.exit(run(app, argv))

@@ -1,0 +1,44 @@
+"""Running the Typer app with the project's error contract.
+
+Bad input exits with code 2 and one line on stderr naming the bad value, never a traceback or
+a usage box: click's usage errors and :class:`~nas_width.NasWidthError` are both caught here.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from nas_width.errors import NasWidthError
+
+__all__ = ["fail", "run"]
+
+PROG = "nas-width"
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as the one-line error and return the exit to raise (code 2)."""
+    typer.echo(f"{PROG}: error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def run(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
+    """Run ``app`` on ``argv`` (default: sys.argv[1:]) and return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name=PROG, standalone_mode=False)
+    except typer.TyperException as err:  # click's usage errors, as vendored by typer
+        ctx = getattr(err, "ctx", None)
+        where = ctx.command_path if ctx is not None else PROG
+        message = " ".join(err.format_message().split())
+        typer.echo(f"{where}: error: {message}", err=True)
+        return int(getattr(err, "exit_code", 2))
+    except NasWidthError as err:
+        typer.echo(f"{PROG}: error: {err}", err=True)
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo(f"{PROG}: interrupted", err=True)
+        return 130
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,136 @@
+"""``nas-width count``: measure a config with fvcore, optionally solving C for a budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from nas_width.budget import DEFAULT_TOLERANCE, Budget, Measurement, measure, parse_budget, solve
+from nas_width.config import MixerConfig
+from nas_width.errors import ConfigError
+from nas_width.models import get_config
+
+__all__ = ["count"]
+
+_SHAPE_HELP = "comma-separated integers, e.g. 3,32,32"
+
+
+def _int_tuple(option: str, text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{option} must be {_SHAPE_HELP}, got {text!r}") from None
+    return values
+
+
+def _base_config(path: Path | None, model: str | None, fields: dict[str, Any]) -> MixerConfig:
+    if path is not None and model is not None:
+        raise ConfigError("give a CONFIG file or --model, not both")
+    if path is not None:
+        base = MixerConfig.load(path).to_dict()
+    elif model is not None:
+        base = get_config(model).to_dict()
+    else:
+        base = {"channels": 1}
+    base.update({k: v for k, v in fields.items() if v is not None})
+    return MixerConfig.from_dict(base)
+
+
+def _row(label: str, whole: str, mixing: str = "") -> str:
+    return f"  {label:<22}{whole:>16}{mixing:>16}"
+
+
+def render(config: MixerConfig, result: Measurement, budget: Budget | None) -> str:
+    """The human-readable table."""
+    S, C = result.tokens, result.channels
+    lines = [
+        f"{config.mixing}: S={S} tokens x C={C} channels, m = S*C = {result.width:,}, "
+        f"depth {config.depth}, gamma_token {config.gamma_token:g} (h={config.token_hidden}), "
+        f"gamma_channel {config.gamma_channel:g} (h={config.channel_hidden})",
+        _row("", "whole model", "mixing layers"),
+        _row("parameters", f"{result.params:,}", f"{result.mixing_params:,}"),
+        _row("FLOPs/sample (fvcore)", f"{result.flops:,}", f"{result.mixing_flops:,}"),
+        _row("wide-MLP connections", "", f"{result.connections:,}"),
+        f"  density: token {result.density_token:.4g} (1/C = {1 / C:.4g}), "
+        f"channel {result.density_channel:.4g} (1/S = {1 / S:.4g})",
+    ]
+    if budget is not None:
+        used = getattr(result, budget.metric)
+        lines.append(
+            f"  budget {budget} (+/-{budget.tolerance:.0%}): {used:,} used "
+            f"({budget.error(result):+.2%}), C solved = {C}"
+        )
+    return "\n".join(lines)
+
+
+def count(
+    config_file: Annotated[
+        Path | None,
+        typer.Argument(metavar="[CONFIG.json]", help="JSON file of MixerConfig fields."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="A registered variant instead of a file, e.g. mixer_b16.")
+    ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(help="Solve C for this budget: 50k (params), flops=20M, mixing_flops=1G."),
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option(help="Relative tolerance of the budget.")
+    ] = DEFAULT_TOLERANCE,
+    input_shape: Annotated[str | None, typer.Option(help=f"C,H,W or C,L; {_SHAPE_HELP}.")] = None,
+    patch: Annotated[str | None, typer.Option(help="Patch size, e.g. 4,4 or 4,2 or 5.")] = None,
+    channels: Annotated[int | None, typer.Option(help="C (ignored with --budget).")] = None,
+    depth: Annotated[int | None, typer.Option(help="Number of Mixer blocks.")] = None,
+    gamma_token: Annotated[float | None, typer.Option(help="Token-MLP expansion.")] = None,
+    gamma_channel: Annotated[float | None, typer.Option(help="Channel-MLP expansion.")] = None,
+    mixing: Annotated[str | None, typer.Option(help="mixer, rp, monarch or sw-mlp.")] = None,
+    num_classes: Annotated[int | None, typer.Option(help="Outputs of the head.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of permutations and masks.")] = None,
+    density: Annotated[float | None, typer.Option(help="SW-MLP mask density.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Count parameters and FLOPs (fvcore) of a Mixer config; with --budget, solve C first.
+
+    Examples:
+
+      nas-width count examples/digits_mixer.json
+
+      nas-width count examples/digits_mixer.json --budget 50k --mixing rp
+
+      nas-width count --model mixer_b16 --json
+
+      nas-width count --input-shape 3,32,32 --patch 4,4 --budget flops=20M
+    """
+    fields: dict[str, Any] = {
+        "input_shape": _int_tuple("--input-shape", input_shape) if input_shape else None,
+        "patch": _int_tuple("--patch", patch) if patch else None,
+        "channels": channels,
+        "depth": depth,
+        "gamma_token": gamma_token,
+        "gamma_channel": gamma_channel,
+        "mixing": mixing,
+        "num_classes": num_classes,
+        "seed": seed,
+        "density": density,
+    }
+    config = _base_config(config_file, model, fields)
+    spec = parse_budget(budget, tolerance) if budget is not None else None
+    if spec is not None:
+        config = solve(config, spec)
+    result = measure(config)
+    if as_json:
+        payload: dict[str, Any] = {**result.to_dict(), "config": config.to_dict()}
+        if spec is not None:
+            payload["budget"] = {
+                "metric": spec.metric,
+                "value": spec.value,
+                "tolerance": spec.tolerance,
+                "relative_error": spec.error(result),
+            }
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        typer.echo(render(config, result, spec))

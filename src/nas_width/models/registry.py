@@ -1,0 +1,67 @@
+"""Named variants: the published MLP-Mixer shapes and the paper's widened shape.
+
+Tolstikhin et al. (2021), Table 1, give per variant the patch size, C (hidden size), D_S (token
+MLP width) and D_C (channel MLP width) at 224 x 224. MixerConfig states the hidden widths as
+expansions of S and C, so gamma_token = D_S / S and gamma_channel = D_C / C.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nas_width.config import MixerConfig
+from nas_width.errors import ConfigError
+from nas_width.models.mixer import MixerModel, build_model
+
+__all__ = ["create_model", "get_config", "list_models"]
+
+_IMAGENET = (3, 224, 224)
+
+
+def _published(patch: int, channels: int, depth: int, d_s: int, d_c: int) -> MixerConfig:
+    tokens = (224 // patch) ** 2
+    return MixerConfig(
+        input_shape=_IMAGENET,
+        patch=(patch, patch),
+        channels=channels,
+        depth=depth,
+        gamma_token=d_s / tokens,
+        gamma_channel=d_c / channels,
+        num_classes=1000,
+    )
+
+
+_VARIANTS: dict[str, MixerConfig] = {
+    "mixer_s32": _published(32, 512, 8, 256, 2048),
+    "mixer_s16": _published(16, 512, 8, 256, 2048),
+    "mixer_b32": _published(32, 768, 12, 384, 3072),
+    "mixer_b16": _published(16, 768, 12, 384, 3072),
+    "mixer_l32": _published(32, 1024, 24, 512, 4096),
+    "mixer_l16": _published(16, 1024, 24, 512, 4096),
+    "mixer_h14": _published(14, 1280, 32, 640, 5120),
+    # Hayase & Karakida (2024): Mixer-B-W, B/16 widened to S = 256 (patch 14), C = 588. The
+    # expansion factors are B/16's (gamma_S = 384/196, gamma_C = 4); the paper's text does not
+    # restate them.
+    "mixer_b16w": _published(14, 588, 12, 384, 3072).replace(
+        gamma_token=384 / 196, gamma_channel=4.0
+    ),
+}
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`, sorted."""
+    return sorted(_VARIANTS)
+
+
+def get_config(name: str, **overrides: Any) -> MixerConfig:
+    """The registered config ``name`` with ``overrides`` applied (e.g. a smaller input)."""
+    try:
+        base = _VARIANTS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
+    return base.replace(**overrides) if overrides else base
+
+
+def create_model(name: str, **overrides: Any) -> MixerModel:
+    """Build a registered variant, timm-style: ``create_model("mixer_b16", num_classes=10)``."""
+    return build_model(get_config(name, **overrides))

@@ -1,0 +1,148 @@
+"""``nas-width count`` in-process and as a real subprocess, good and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nas_width import MixerConfig, measure
+from nas_width.cli import app
+from nas_width.cli._app import run
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "digits_mixer.json"
+
+
+def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = run(app, [str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_count_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = invoke(capsys, "count", EXAMPLE)
+    expected = measure(MixerConfig.load(EXAMPLE))
+    assert (code, err) == (0, "")
+    assert "S=16 tokens x C=32 channels, m = S*C = 512" in out
+    assert f"{expected.params:,}" in out
+    assert f"{expected.mixing_flops:,}" in out
+
+
+def test_count_json_holds_the_measure_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = invoke(capsys, "count", EXAMPLE, "--json", "--mixing", "rp", "--channels", "20")
+    data = json.loads(out)
+    cfg = MixerConfig.load(EXAMPLE).replace(mixing="rp", channels=20)
+    assert code == 0
+    assert data["config"] == cfg.to_dict()
+    assert {k: data[k] for k in measure(cfg).to_dict()} == measure(cfg).to_dict()
+
+
+def test_count_with_budget_solves_channels(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = invoke(capsys, "count", EXAMPLE, "--budget", "flops=1M", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["budget"]["metric"] == "flops"
+    assert abs(data["flops"] / 1e6 - 1) <= 0.02
+    assert abs(data["budget"]["relative_error"]) <= 0.02
+
+
+def test_count_registered_model_and_options_only(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = invoke(capsys, "count", "--model", "mixer_s32", "--json")
+    assert code == 0
+    assert json.loads(out)["params"] == pytest.approx(19.1e6, rel=0.01)  # published: 19.1M
+    code, out, _ = invoke(
+        capsys, "count", "--input-shape", "1,40", "--patch", "4", "--budget", "30k", "--json"
+    )
+    assert code == 0
+    assert json.loads(out)["tokens"] == 10
+
+
+def test_help_lists_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = invoke(capsys, "count", "--help")
+    assert code == 0
+    assert "--budget" in out
+    assert "nas-width count examples/digits_mixer.json" in out
+
+
+BAD = [
+    (["count", EXAMPLE, "--budget", "50x"], "50x"),
+    (["count", EXAMPLE, "--budget", "0"], "'0'"),
+    (["count", EXAMPLE, "--budget", "-3k"], "-3k"),
+    (["count", EXAMPLE, "--budget", "10"], "params=10"),
+    (["count", EXAMPLE, "--budget", "weights=5k"], "weights"),
+    (["count", EXAMPLE, "--budget", "50k", "--tolerance", "3"], "3"),
+    (["count", "missing.json"], "missing.json"),
+    (["count", EXAMPLE, "--mixing", "conv"], "conv"),
+    (["count", EXAMPLE, "--depth", "0"], "depth"),
+    (["count", EXAMPLE, "--depth", "x"], "--depth"),
+    (["count", EXAMPLE, "--patch", "3,3"], "patch"),
+    (["count", EXAMPLE, "--input-shape", "1,8,a"], "1,8,a"),
+    (["count", EXAMPLE, "--chanels", "3"], "--chanels"),
+    (["count", "--model", "mixer_zz"], "mixer_zz"),
+    (["count", EXAMPLE, "--model", "mixer_s16"], "not both"),
+    (["count"], "input_shape"),
+    (["frobnicate"], "frobnicate"),
+]
+
+
+@pytest.mark.parametrize(("args", "named"), BAD)
+def test_bad_input_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], named: str
+) -> None:
+    code, out, err = invoke(capsys, *args)
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert named in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"input_shape": [1, 8, 8]}', "[1, 2]"])
+def test_corrupt_config_files_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    code, _, err = invoke(capsys, "count", bad)
+    assert code == 2
+    assert "bad.json" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def _console_script() -> list[str]:
+    exe = shutil.which("nas-width", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-c", "from nas_width.cli import main; main()"]
+
+
+def test_console_script_runs_as_a_subprocess() -> None:
+    done = subprocess.run(
+        [*_console_script(), "count", str(EXAMPLE), "--budget", "50k", "--json"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert abs(json.loads(done.stdout)["params"] / 50_000 - 1) <= 0.02
+    bad = subprocess.run(
+        [*_console_script(), "count", str(EXAMPLE), "--budget", "lots"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    expected = "budget 'lots': expected a number like 50k, 2.5M or flops=20M"
+    assert bad.stderr.strip() == f"nas-width: error: {expected}"
+
+
+def test_import_does_not_load_orchestration_or_plotting() -> None:
+    code = (
+        "import sys, nas_width; "
+        "nas_width.build_model(nas_width.get_config('mixer_s32', input_shape=(3, 64, 64))); "
+        "print(sorted(m for m in ('ray', 'optuna', 'plotly', 'optuna_dashboard', 'sklearn', "
+        "'fvcore', 'typer') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]"

@@ -1,0 +1,24 @@
+"""The runnable examples in public docstrings stay true, and shipped files are found."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+from nas_width import resources
+
+MODULES = ["nas_width.config", "nas_width.budget.measure", "nas_width.budget.solve"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+@pytest.mark.parametrize("kind", ["search_spaces", "studies"])
+def test_shipped_directories_are_found(kind: str) -> None:
+    assert (resources.path(kind) / "README.md").is_file()  # type: ignore[arg-type]
