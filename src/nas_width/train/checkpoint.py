@@ -1,0 +1,240 @@
+"""Save and load a trained model as a directory of three files.
+
+Layout of ``directory``:
+
+- ``model.safetensors``: the full state dict, buffers included (the RP-Mixer's permutations
+  and the SW-MLP's masks are buffers), every tensor contiguous and on CPU.
+- ``config.json``: ``{"format": "nas-width-trained", "format_version": 1, "config":
+  MixerConfig.to_dict(), "recipe": Recipe.to_dict(), "provenance": {"nas_width": ...,
+  "torch": ..., "saved_at": ISO-8601 UTC, **caller's provenance}}``.
+- ``metrics.json``: the caller's metrics as strict JSON (NaN and infinities become ``null``).
+
+Each file is written to a temporary file in the same directory and moved into place with
+``os.replace``, weights first and ``config.json`` last, so an interrupted save never leaves a
+half-written file. Loading rebuilds the model with ``build_model(config)`` (which redraws the
+same permutations and masks from ``config.seed``) and loads the weights strictly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+from torch import nn
+
+from nas_width.config import MixerConfig
+from nas_width.errors import NasWidthError
+from nas_width.models import build_model
+from nas_width.train.loop import FitResult
+from nas_width.train.recipe import Recipe
+
+__all__ = [
+    "CONFIG_FILE",
+    "FORMAT",
+    "METRICS_FILE",
+    "WEIGHTS_FILE",
+    "CheckpointError",
+    "load_model",
+    "load_trained",
+    "save_trained",
+]
+
+FORMAT = "nas-width-trained"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+
+
+class CheckpointError(NasWidthError):
+    """A saved model cannot be written or read; the message names the path and the problem."""
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary sibling file and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _plain(value: Any) -> Any:
+    """Strict-JSON form: non-finite floats -> None, tuples -> lists, keys -> str."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _json_bytes(path: Path, what: str, value: Any) -> bytes:
+    try:
+        text = json.dumps(_plain(value), indent=2, sort_keys=False, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: {what} are not JSON-serializable: {err}") from None
+    return (text + "\n").encode()
+
+
+def save_trained(
+    directory: str | Path,
+    result_or_model: FitResult | nn.Module,
+    config: MixerConfig,
+    recipe: Recipe,
+    metrics: dict[str, Any],
+    provenance: dict[str, Any] | None = None,
+) -> Path:
+    """Write the model, its config and recipe, and its metrics into ``directory`` (created).
+
+    Args:
+        directory: destination; existing files of the same names are replaced.
+        result_or_model: a :class:`~nas_width.train.FitResult` or the trained module.
+        config: the architecture the model was built from.
+        recipe: how it was trained.
+        metrics: JSON-serializable results (e.g. ``FitResult.metrics()``).
+        provenance: extra JSON-serializable facts (study, trial, data set, git commit ...),
+            merged over the automatic ``nas_width``/``torch`` versions and ``saved_at``.
+
+    Returns:
+        The directory as a :class:`~pathlib.Path`.
+    """
+    directory = Path(directory)
+    model = result_or_model.model if isinstance(result_or_model, FitResult) else result_or_model
+    built_from = getattr(model, "config", None)
+    if isinstance(built_from, MixerConfig) and built_from != config:
+        raise CheckpointError(f"{directory}: the model was built from another config than given")
+    from nas_width import __version__  # lazy: nas_width/__init__ may import this package
+
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "recipe": recipe.to_dict(),
+        "provenance": {
+            "nas_width": __version__,
+            "torch": torch.__version__,
+            "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **(provenance or {}),
+        },
+    }
+    config_bytes = _json_bytes(directory / CONFIG_FILE, "config and provenance", manifest)
+    metrics_bytes = _json_bytes(directory / METRICS_FILE, "metrics", metrics)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _atomic_write(directory / WEIGHTS_FILE, safetensors.torch.save(tensors))
+        _atomic_write(directory / METRICS_FILE, metrics_bytes)
+        _atomic_write(directory / CONFIG_FILE, config_bytes)
+    except OSError as err:
+        raise CheckpointError(f"{directory}: cannot write checkpoint: {err.strerror}") from None
+    return directory
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing (not a nas-width checkpoint?)") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: cannot read: {err}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: corrupt JSON at line {err.lineno}: {err.msg}") from None
+
+
+def _read_manifest(directory: Path) -> tuple[MixerConfig, Recipe]:
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: no such checkpoint directory")
+    path = directory / CONFIG_FILE
+    manifest = _read_json(path)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a nas-width checkpoint config (no format {FORMAT!r})")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        version = manifest.get("format_version")
+        raise CheckpointError(f"{path}: unsupported format_version {version!r}")
+    for key in ("config", "recipe"):
+        if key not in manifest:
+            raise CheckpointError(f"{path}: no {key!r} entry")
+    try:
+        config = MixerConfig.from_dict(manifest["config"])
+        recipe = Recipe.from_dict(manifest["recipe"])
+    except (NasWidthError, TypeError) as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    return config, recipe
+
+
+def _mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:
+    """One line describing how ``found`` differs from ``expected`` (names and shapes)."""
+    parts = []
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = [
+        f"{k} {list(found[k].shape)} != {list(expected[k].shape)}"
+        for k in expected
+        if k in found and found[k].shape != expected[k].shape
+    ]
+    for label, names in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
+        if names:
+            more = f" (+{len(names) - 3} more)" if len(names) > 3 else ""
+            parts.append(f"{label} {', '.join(names[:3])}{more}")
+    return "; ".join(parts)
+
+
+def _load(directory: Path, config: MixerConfig, device: str | torch.device) -> nn.Module:
+    path = directory / WEIGHTS_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing (not a nas-width checkpoint?)")
+    try:
+        state = safetensors.torch.load_file(path)
+    except Exception as err:  # safetensors raises its own Rust-side error types
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{path}: unreadable weights: {first}") from None
+    model = build_model(config)
+    problem = _mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{path}: weights do not match the config: {problem}")
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval()
+
+
+def load_model(directory: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
+    """The saved model, rebuilt from its config, weights restored, in eval mode on ``device``.
+
+    Raises:
+        CheckpointError: one line naming the path: missing directory or file, corrupt JSON,
+            invalid config, or weights that do not match the config.
+    """
+    directory = Path(directory)
+    config, _ = _read_manifest(directory)
+    return _load(directory, config, device)
+
+
+def load_trained(
+    directory: str | Path, *, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, MixerConfig, Recipe, dict[str, Any]]:
+    """``(model, config, recipe, metrics)`` of a directory written by :func:`save_trained`.
+
+    Raises:
+        CheckpointError: as :func:`load_model`, and when ``metrics.json`` is missing or corrupt.
+    """
+    directory = Path(directory)
+    config, recipe = _read_manifest(directory)
+    metrics = _read_json(directory / METRICS_FILE)
+    if not isinstance(metrics, dict):
+        raise CheckpointError(f"{directory / METRICS_FILE}: expected a JSON object")
+    return _load(directory, config, device), config, recipe, metrics
