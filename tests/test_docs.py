@@ -9,7 +9,13 @@ import pytest
 
 from nas_width import resources
 
-MODULES = ["nas_width.config", "nas_width.budget.measure", "nas_width.budget.solve"]
+MODULES = [
+    "nas_width.config",
+    "nas_width.budget.measure",
+    "nas_width.budget.solve",
+    "nas_width.data",
+    "nas_width.train",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

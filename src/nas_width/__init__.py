@@ -11,6 +11,7 @@ from nas_width.budget import Budget, Measurement, measure, parse_budget, solve
 from nas_width.config import MIXING_KINDS, MixerConfig
 from nas_width.errors import BudgetError, ConfigError, NasWidthError
 from nas_width.models import build_model, create_model, get_config, list_models
+from nas_width.train import load_model
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ __all__ = [
     "create_model",
     "get_config",
     "list_models",
+    "load_model",
     "measure",
     "parse_budget",
     "solve",

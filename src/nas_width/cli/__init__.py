@@ -9,6 +9,10 @@ import typer
 
 from nas_width.cli._app import run
 from nas_width.cli.count import count
+from nas_width.cli.dashboard import dashboard
+from nas_width.cli.export import export
+from nas_width.cli.search import search
+from nas_width.cli.train import train
 
 __all__ = ["app", "main"]
 
@@ -19,7 +23,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.command("search")(search)
 app.command("count")(count)
+app.command("export")(export)
+app.command("train")(train)
+app.command("dashboard")(dashboard)
 
 
 @app.callback(invoke_without_command=True)

@@ -1,0 +1,45 @@
+"""``nas-width export``: a trial of a stored study as JSON to train from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nas_width.search.study import DEFAULT_STORAGE
+
+__all__ = ["export"]
+
+
+def export(
+    storage: Annotated[str, typer.Option(help="Optuna storage of the study.")] = DEFAULT_STORAGE,
+    study_name: Annotated[
+        str | None, typer.Option(help="Study in the storage (needed if it holds several).")
+    ] = None,
+    trial: Annotated[int | None, typer.Option(help="Trial number [default: the best].")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="File, or - for stdout.")] = Path(
+        "best.json"
+    ),
+) -> None:
+    """Write the best (or a chosen) trial: config, recipe, data set, budget, provenance.
+
+    Examples:
+
+      nas-width export -o best.json
+
+      nas-width export --study-name digits-params-50k --trial 7 -o trial7.json
+    """
+    from nas_width.search.export import export_trial, write_json_atomic
+
+    payload = export_trial(storage, study_name, trial)
+    if str(output) == "-":
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    write_json_atomic(output, payload)
+    p = payload["provenance"]
+    typer.echo(
+        f"wrote {output}: trial {p['trial']} of {p['study']!r} ({p['shape']}, "
+        f"val_accuracy {p['val_accuracy']:.4f}); train it with: nas-width train {output}"
+    )

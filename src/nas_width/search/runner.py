@@ -1,0 +1,325 @@
+"""Run a width search: Ray Tune runs the trials, Optuna chooses them and stores the study.
+
+Everything that can be wrong with the input (study file, budget, space, data, storage, a
+mismatched or existing study) is checked before Ray starts and before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from nas_width.budget import Budget, parse_budget
+from nas_width.budget.solve import _human
+from nas_width.config import MixerConfig
+from nas_width.data import Splits, load_dataset
+from nas_width.errors import BudgetError
+from nas_width.search import storage as stored
+from nas_width.search.space import SearchSpace, load_space, space_size
+from nas_width.search.study import StudySpec
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["Prepared", "SearchOutcome", "default_study_name", "prepare", "run_search"]
+
+PARETO_FRACTIONS = (0.125, 0.25, 0.5, 1.0)
+SHAPE_FIELDS = ("S", "C", "m", "mixing", "gamma_token", "gamma_channel", "depth", "patch")
+
+
+@dataclass
+class Prepared:
+    """A validated search: its spec, budget, space, data and feasible shapes."""
+
+    spec: StudySpec
+    budget: Budget
+    space: SearchSpace
+    data: Splits
+    shapes: dict[str, MixerConfig]
+    study_name: str
+
+    @property
+    def metrics(self) -> list[str]:
+        return ["val_accuracy", "flops"] if self.spec.pareto else ["val_accuracy"]
+
+    def study_attrs(self) -> dict[str, Any]:
+        from nas_width import __version__
+
+        return {
+            "budget": str(self.budget),
+            "budget_metric": self.budget.metric,
+            "budget_value": self.budget.value,
+            "tolerance": self.budget.tolerance,
+            "space": self.space.name,
+            "space_hash": self.space.hash,
+            "space_definition": self.space.definition,
+            "dataset": {
+                "name": self.spec.dataset.name,
+                "path": self.spec.dataset.path,
+                "val_fraction": self.spec.dataset.val_fraction,
+                "split_seed": self.spec.dataset.split_seed,
+                "options": self.spec.dataset.options,
+            },
+            "recipe": self.spec.recipe.to_dict(),
+            "sampler": self.spec.sampler,
+            "scheduler": self.spec.scheduler,
+            "seed": self.spec.seed,
+            "pareto": self.spec.pareto,
+            "feasible": space_size(self.shapes),
+            "nas_width_version": __version__,
+        }
+
+
+@dataclass
+class SearchOutcome:
+    """What a finished (or already complete) search left in its study."""
+
+    study_name: str
+    storage: str
+    states: dict[str, int]
+    best: dict[str, Any] | None
+    front: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    recovered: list[int] = field(default_factory=list)
+
+
+def default_study_name(spec: StudySpec, budget: Budget) -> str:
+    """``digits-params-50k``: one study per study file and budget."""
+    return f"{spec.name}-{budget.metric.replace('_', '-')}-{_human(budget.value)}"
+
+
+def _pareto_shapes(space: SearchSpace, budget: Budget, data: Splits) -> dict[str, MixerConfig]:
+    shapes: dict[str, MixerConfig] = {}
+    for fraction in PARETO_FRACTIONS:
+        part = Budget(budget.metric, max(1, round(budget.value * fraction)), budget.tolerance)
+        try:
+            found = space.shapes(part, data.input_shape, data.num_classes)
+        except BudgetError:
+            continue
+        shapes.update({f"{k}-f{fraction:g}": v for k, v in found.items()})
+    if not shapes:
+        raise BudgetError(f"budget {budget} is infeasible for every shape of {space.name!r}")
+    return shapes
+
+
+def prepare(spec: StudySpec, budget: str | None = None, study_name: str | None = None) -> Prepared:
+    """Validate the search and compute its feasible shapes (no storage touched, no Ray)."""
+    text = budget or spec.budget
+    if text is None:
+        raise BudgetError("no budget: pass --budget (e.g. --budget 50k or --budget flops=20M)")
+    spec_budget = parse_budget(text, spec.tolerance)
+    space = load_space(spec.space)
+    ds = spec.dataset
+    data = load_dataset(
+        ds.name, path=ds.path, val_fraction=ds.val_fraction, split_seed=ds.split_seed,
+        **ds.options,
+    )  # fmt: skip
+    if spec.pareto:
+        shapes = _pareto_shapes(space, spec_budget, data)
+    else:
+        shapes = space.shapes(spec_budget, data.input_shape, data.num_classes)
+    name = study_name or default_study_name(spec, spec_budget)
+    return Prepared(spec, spec_budget, space, data, shapes, name)
+
+
+def _sampler(spec: StudySpec, shapes: dict[str, MixerConfig]) -> optuna.samplers.BaseSampler:
+    """The study's sampler, seeded; all but grid wrapped to skip shapes already tried."""
+    import optuna
+
+    from nas_width.search.sampler import UntriedShapes
+
+    seed = spec.seed
+    if spec.sampler == "grid":
+        return optuna.samplers.GridSampler({"shape": list(shapes)}, seed=seed)
+    base: optuna.samplers.BaseSampler
+    if spec.sampler == "random":
+        base = optuna.samplers.RandomSampler(seed=seed)
+    elif spec.sampler == "gp":
+        base = optuna.samplers.GPSampler(seed=seed)
+    elif spec.sampler == "nsga2":
+        base = optuna.samplers.NSGAIISampler(seed=seed)
+    else:
+        base = optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    return UntriedShapes(base, seed=seed)
+
+
+def open_search_study(prepared: Prepared, resume: bool) -> tuple[optuna.Study, list[int]]:
+    """Create the study (refusing an existing one) or reopen it for ``resume``."""
+    import optuna
+
+    url, name = prepared.spec.storage, prepared.study_name
+    if resume:
+        study = stored.load_study(url, name)
+        stored.check_compatible(study, prepared.study_attrs())
+        return study, stored.recover_interrupted(study)
+    storage = stored.open_storage(url)
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    if name in names:
+        raise stored.StorageError(
+            f"study {name!r} already exists in {url!r}: continue it with --resume, "
+            "or choose another --study-name"
+        )
+    directions: list[Literal["maximize", "minimize"]] = (
+        ["maximize", "minimize"] if prepared.spec.pareto else ["maximize"]
+    )
+    study = optuna.create_study(study_name=name, storage=storage, directions=directions)
+    for key, value in prepared.study_attrs().items():
+        study.set_user_attr(key, value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(prepared.metrics)
+    return study, []
+
+
+def summarize(study: optuna.Study, prepared: Prepared) -> SearchOutcome:
+    """States, the best trial (or the Pareto front) as plain data."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    states = {s.name: sum(t.state == s for t in trials) for s in TrialState}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+
+    def record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+        used = t.user_attrs.get(prepared.budget.metric)
+        return {
+            "trial": t.number,
+            "shape": t.params.get("shape"),
+            **{k: t.user_attrs.get(k) for k in SHAPE_FIELDS},
+            "val_accuracy": t.values[0],
+            "flops": t.user_attrs.get("flops"),
+            "budget_used": used,
+            "budget_error": None if used is None else used / prepared.budget.value - 1,
+        }
+
+    best = None
+    front: list[dict[str, Any]] = []
+    if complete and prepared.spec.pareto:
+        front = sorted((record(t) for t in study.best_trials), key=lambda r: r["flops"] or 0)
+        best = max(front, key=lambda r: r["val_accuracy"])
+    elif complete:
+        best = record(max(complete, key=lambda t: t.values[0]))
+    return SearchOutcome(study.study_name, prepared.spec.storage, states, best, front)
+
+
+def _init_ray(address: str | None, cpus: float) -> bool:
+    """Start local Ray (returns True) or join ``address``; quiet, no Ray dashboard."""
+    import ray
+
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1")
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": logging.ERROR,
+        "log_to_driver": False,
+    }
+    if address:
+        ray.init(address=address, **kwargs)
+        return False
+    ray.init(num_cpus=max(1, int(os.cpu_count() or 1)), **kwargs)
+    return True
+
+
+def run_search(
+    prepared: Prepared,
+    *,
+    resume: bool = False,
+    address: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> SearchOutcome:
+    """Run the remaining trials of the study with Ray Tune and summarize it."""
+    import optuna
+
+    from nas_width.search.progress import TrialPrinter
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    start = time.perf_counter()
+    spec = prepared.spec
+    study, recovered = open_search_study(prepared, resume)
+    if recovered:
+        echo(f"marked interrupted trials {recovered} as failed; their shapes are queued again")
+    remaining = spec.trials - stored.finished_count(study)
+    if remaining > 0:
+        echo(
+            f"study {prepared.study_name!r}: {remaining} trial(s) to run over "
+            f"{len(prepared.shapes)} feasible shapes at budget {prepared.budget} "
+            f"(+/-{prepared.budget.tolerance:.0%}), storage {spec.storage}"
+        )
+        printer = TrialPrinter(echo, spec.trials, study, spec.recipe.epochs)
+        _tune(prepared, study, remaining, address, printer)
+    outcome = summarize(study, prepared)
+    outcome.seconds = time.perf_counter() - start
+    outcome.recovered = recovered
+    return outcome
+
+
+def _tune(
+    prepared: Prepared, study: optuna.Study, trials: int, address: str | None, printer: Any
+) -> None:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import ConcurrencyLimiter
+
+    from nas_width.search.searcher import WidthSearch
+    from nas_width.search.trainable import make_trainable
+
+    spec = prepared.spec
+    started_ray = _init_ray(address, spec.resources.cpus_per_trial)
+    pareto = spec.pareto
+    searcher = WidthSearch(
+        prepared.shapes,
+        spec.recipe.epochs,
+        metric=prepared.metrics if pareto else "val_accuracy",
+        mode=["max", "min"] if pareto else "max",
+        sampler=_sampler(spec, prepared.shapes),
+        storage=study._storage,
+        study_name=study.study_name,
+    )
+    scheduler: Any = FIFOScheduler()  # type: ignore[no-untyped-call]
+    if spec.scheduler == "asha":
+        scheduler = ASHAScheduler(
+            time_attr="epoch", max_t=spec.recipe.epochs, grace_period=spec.asha.grace_period,
+            reduction_factor=spec.asha.reduction_factor,
+        )  # fmt: skip
+    trainable = make_trainable(
+        prepared.shapes, spec.recipe, prepared.data,
+        cpus_per_trial=spec.resources.cpus_per_trial,
+        gpus_per_trial=spec.resources.gpus_per_trial,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="nas-width-ray-") as results:
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=ConcurrencyLimiter(searcher, spec.resources.max_concurrent),
+                scheduler=scheduler,
+                num_samples=trials,
+                metric=None if pareto else "val_accuracy",
+                mode=None if pareto else "max",
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=prepared.study_name,
+                storage_path=results,
+                verbose=0,
+                callbacks=[printer],
+                failure_config=tune.FailureConfig(max_failures=0),
+            ),
+        )
+        tune_logger = logging.getLogger("ray.tune")
+        level = tune_logger.level
+        tune_logger.setLevel(logging.ERROR)  # Ray's per-run INFO/WARNING lines are not ours
+        try:
+            tuner.fit()
+        finally:
+            tune_logger.setLevel(level)
+            if started_ray:
+                ray.shutdown()

@@ -1,0 +1,94 @@
+"""A sampler wrapper that does not spend trials on shapes already tried.
+
+Every trial of a width study trains a deterministic recipe, so a shape sampled twice buys
+nothing; TPE, which models a categorical by its observed frequencies, repeats good shapes
+often. This wrapper keeps the wrapped sampler's choice unless that shape was already tried (or is
+running), and then draws uniformly among the untried ones. Once every shape was tried it lets
+repeats through. Trials enqueued by hand (retries of interrupted trials) bypass samplers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
+
+from nas_width.search.storage import INTERRUPTED
+
+__all__ = ["UntriedShapes"]
+
+PARAM = "shape"
+
+
+class UntriedShapes(BaseSampler):
+    """Wrap ``base`` so that the ``shape`` parameter avoids already-tried values."""
+
+    def __init__(self, base: BaseSampler, seed: int | None = None) -> None:
+        self._base = base
+        self._rng = np.random.RandomState(seed)
+
+    @staticmethod
+    def _tried(study: optuna.Study, current: FrozenTrial) -> set[Any]:
+        tried = set()
+        for t in study.get_trials(deepcopy=False):
+            if t.number == current.number or PARAM not in t.params:
+                continue
+            if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == INTERRUPTED:
+                continue
+            tried.add(t.params[PARAM])
+        return tried
+
+    def _untried(self, study: optuna.Study, trial: FrozenTrial, choices: Sequence[Any]) -> Any:
+        tried = self._tried(study, trial)
+        fresh = [c for c in choices if c not in tried]
+        return fresh[self._rng.randint(len(fresh))] if fresh else None
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._base.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        params = dict(self._base.sample_relative(study, trial, search_space))
+        if PARAM in params and params[PARAM] in self._tried(study, trial):
+            replacement = self._untried(study, trial, search_space[PARAM].choices)  # type: ignore[attr-defined]
+            if replacement is not None:
+                params[PARAM] = replacement
+        return params
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        value = self._base.sample_independent(study, trial, param_name, param_distribution)
+        if param_name == PARAM and value in self._tried(study, trial):
+            replacement = self._untried(study, trial, param_distribution.choices)  # type: ignore[attr-defined]
+            if replacement is not None:
+                return replacement
+        return value
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._base.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._base.reseed_rng()
+        self._rng.seed()

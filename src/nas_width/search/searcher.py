@@ -1,0 +1,130 @@
+"""Ray Tune's OptunaSearch, with the study semantics a width search needs.
+
+Ray tells Optuna that a trial its scheduler stopped early (ASHA) is COMPLETE with its truncated
+accuracy; for a width study that is wrong data. Here such trials end PRUNED, keeping the
+intermediate values they reported; a trial whose training failed (NaN loss, an exception) ends
+FAIL with the reason in its user attributes. Each trial's shape (S, C, m, densities, measured
+parameters and FLOPs) is written to its user attributes when it is suggested, so the dashboard
+shows them while it runs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from nas_width.budget import measure
+from nas_width.config import MixerConfig
+
+__all__ = ["WidthSearch", "shape_attrs"]
+
+#: Result keys copied into each finished trial's user attributes.
+RESULT_ATTRS = ("epoch", "images_per_sec", "device", "train_loss", "val_loss")
+
+
+def shape_attrs(cfg: MixerConfig) -> dict[str, Any]:
+    """The shape in the paper's letters plus its fvcore counts."""
+    m = measure(cfg)
+    return {
+        "S": m.tokens,
+        "C": m.channels,
+        "m": m.width,
+        "mixing": cfg.mixing,
+        "patch": list(cfg.patch),
+        "gamma_token": cfg.gamma_token,
+        "gamma_channel": cfg.gamma_channel,
+        "depth": cfg.depth,
+        "seed": cfg.seed,
+        "density_token": m.density_token,
+        "density_channel": m.density_channel,
+        "params": m.params,
+        "flops": m.flops,
+        "mixing_params": m.mixing_params,
+        "mixing_flops": m.mixing_flops,
+        "connections": m.connections,
+        "config": cfg.to_dict(),
+    }
+
+
+class WidthSearch(OptunaSearch):
+    """OptunaSearch over the ``shape`` categorical with PRUNED/FAIL mapping.
+
+    Args:
+        shapes: the feasible shapes by key (computed once, before any trial).
+        epochs: the recipe's epochs; a trial that reports fewer was stopped early.
+        kwargs: passed to OptunaSearch (metric, mode, sampler, storage, study_name).
+    """
+
+    def __init__(self, shapes: dict[str, MixerConfig], epochs: int, **kwargs: Any) -> None:
+        space: dict[str, optuna.distributions.BaseDistribution] = {
+            "shape": optuna.distributions.CategoricalDistribution(list(shapes))
+        }
+        super().__init__(space=space, **kwargs)
+        self._shapes = shapes
+        self._epochs = epochs
+        self._reported: dict[str, set[int]] = {}
+
+    @property
+    def study(self) -> optuna.Study:
+        study: optuna.Study | None = getattr(self, "_ot_study", None)
+        if study is None:
+            raise RuntimeError("the study is set up in __init__ when a space is given")
+        return study
+
+    @property
+    def _multi(self) -> bool:
+        metric: Any = self.metric
+        return isinstance(metric, list)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        params = super().suggest(trial_id)
+        if params is not None:
+            trial = self._ot_trials[trial_id]
+            for key, value in shape_attrs(self._shapes[params["shape"]]).items():
+                trial.set_user_attr(key, value)
+        return params
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        self._report(trial_id, result)
+
+    def _report(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Store the epoch's accuracy as an intermediate value (once per epoch)."""
+        if "error" in result or self._multi or trial_id in self._completed_trials:
+            return
+        value, epoch = result.get(self.metric), int(result.get("epoch", 0))
+        reported = self._reported.setdefault(trial_id, set())
+        if value is not None and math.isfinite(value) and epoch not in reported:
+            self._ot_trials[trial_id].report(value, epoch)
+            reported.add(epoch)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        trial = self._ot_trials[trial_id]
+        result = result or {}
+        # Ray hands the result its scheduler stopped on to on_trial_complete only.
+        self._report(trial_id, result)
+        for key in RESULT_ATTRS:
+            if key in result:
+                trial.set_user_attr("epochs" if key == "epoch" else key, result[key])
+        reason = result.get("error") or ("the trial's worker failed" if error else None)
+        if reason is not None:
+            trial.set_user_attr("fail_reason", str(reason))
+            self._tell(trial_id, None, TrialState.FAIL)
+        elif result.get("epoch", 0) < self._epochs:
+            self._tell(trial_id, None, TrialState.PRUNED)  # stopped by the scheduler
+        elif self._multi:
+            metrics: list[str] = list(self.metric)
+            self._tell(trial_id, [result[m] for m in metrics], TrialState.COMPLETE)
+        else:
+            self._tell(trial_id, result[self.metric], TrialState.COMPLETE)
+
+    def _tell(self, trial_id: str, value: Any, state: TrialState) -> None:
+        self.study.tell(self._ot_trials[trial_id], value, state=state)
+        self._completed_trials.add(trial_id)

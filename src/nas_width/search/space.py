@@ -1,0 +1,187 @@
+"""Search spaces over PK-family mixing-layer shapes at a fixed budget.
+
+A space says what varies (mixing kind, patch grid and hence S, gamma_token, gamma_channel,
+depth, seeds) and the budget fixes C: every candidate's channels are solved so that it meets the
+budget within its tolerance. The feasible shapes are computed once, before any trial, so that
+Optuna always sees the same distribution: one categorical parameter ``shape`` whose choices are
+readable keys such as ``mixer-S16-p2x2-gt2-gc4-d2``.
+
+Spaces come from TOML files (``search_spaces/*.toml``) or from a Python callable
+``module:function`` that takes ``(input_shape, num_classes)`` and returns candidate
+:class:`~nas_width.MixerConfig` objects (their ``channels`` is ignored: C is solved).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import itertools
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas_width import resources
+from nas_width.budget import Budget, solve
+from nas_width.config import MIXING_KINDS, MixerConfig
+from nas_width.errors import BudgetError, ConfigError
+from nas_width.tomlfile import check_keys, read_toml
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["SearchSpace", "divisor_patches", "load_space", "shape_key"]
+
+Candidates = Callable[[tuple[int, ...], int], Iterable[MixerConfig]]
+_KEYS = (
+    "name", "description", "mixing", "patch", "gamma_token", "gamma_channel", "depth",
+    "seeds", "min_tokens", "max_tokens", "density",
+)  # fmt: skip
+
+
+def divisor_patches(input_shape: Sequence[int], square: bool = False) -> list[tuple[int, ...]]:
+    """Every patch shape that tiles the input: per axis, each divisor of its size."""
+    spatial = list(input_shape[1:])
+    per_axis = [[d for d in range(1, n + 1) if n % d == 0] for n in spatial]
+    patches = [tuple(p) for p in itertools.product(*per_axis)]
+    return [p for p in patches if not square or len(set(p)) == 1]
+
+
+def shape_key(cfg: MixerConfig, with_seed: bool = False) -> str:
+    """A readable, unique name of a shape; C is not part of it (the budget solves C)."""
+    patch = "x".join(map(str, cfg.patch))
+    key = (
+        f"{cfg.mixing}-S{cfg.tokens}-p{patch}-gt{cfg.gamma_token:g}"
+        f"-gc{cfg.gamma_channel:g}-d{cfg.depth}"
+    )
+    return f"{key}-s{cfg.seed}" if with_seed else key
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What varies in a width search; ``shapes`` gives the budget-feasible configs.
+
+    Attributes:
+        name: the space's name (its file stem for shipped spaces).
+        definition: the space as plain data (TOML table, or ``{"callable": "mod:fn"}``);
+            its hash identifies the space in a stored study.
+    """
+
+    name: str
+    definition: dict[str, Any]
+    candidates: Candidates = field(compare=False, repr=False)
+
+    @property
+    def hash(self) -> str:
+        """Content hash of the definition (12 hex digits)."""
+        text = json.dumps(self.definition, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def shapes(
+        self, budget: Budget, input_shape: tuple[int, ...], num_classes: int
+    ) -> dict[str, MixerConfig]:
+        """The feasible shapes, C solved for ``budget``, keyed by :func:`shape_key`.
+
+        Candidates that cannot meet the budget within its tolerance are left out; if none is
+        left, :class:`~nas_width.BudgetError` says so.
+        """
+        configs = list(self.candidates(tuple(input_shape), num_classes))
+        with_seed = len({c.seed for c in configs}) > 1
+        shapes: dict[str, MixerConfig] = {}
+        for cfg in configs:
+            try:
+                solved = solve(cfg, budget)
+            except BudgetError:
+                continue
+            shapes.setdefault(shape_key(solved, with_seed), solved)
+        if not shapes:
+            raise BudgetError(
+                f"budget {budget} is infeasible for every one of the {len(configs)} shapes "
+                f"of space {self.name!r} (input {list(input_shape)})"
+            )
+        return dict(sorted(shapes.items()))
+
+    def suggest(self, trial: optuna.Trial, shapes: dict[str, MixerConfig]) -> MixerConfig:
+        """Plugin use in an Optuna objective: sample one of the feasible ``shapes``."""
+        return shapes[str(trial.suggest_categorical("shape", list(shapes)))]
+
+
+def _list(where: str, value: Any, kind: type | tuple[type, ...]) -> list[Any]:
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
+        raise ConfigError(f"{where} must be a non-empty list, got {value!r}")
+    return values
+
+
+def _from_table(name: str, table: dict[str, Any], where: str) -> SearchSpace:
+    check_keys(where, table, _KEYS)
+    mixing = _list(f"{where}: mixing", table.get("mixing", ["mixer"]), str)
+    bad = [m for m in mixing if m not in MIXING_KINDS]
+    if bad:
+        raise ConfigError(f"{where}: mixing {bad[0]!r} is not one of {list(MIXING_KINDS)}")
+    gammas_t = _list(f"{where}: gamma_token", table.get("gamma_token", [2.0]), (int, float))
+    gammas_c = _list(f"{where}: gamma_channel", table.get("gamma_channel", [4.0]), (int, float))
+    depths = _list(f"{where}: depth", table.get("depth", [2]), int)
+    seeds = _list(f"{where}: seeds", table.get("seeds", [0]), int)
+    patch = table.get("patch", "all")
+    if patch not in ("all", "square"):
+        patch = [_list(f"{where}: patch", p, int) for p in _list(f"{where}: patch", patch, list)]
+    min_tokens = int(table.get("min_tokens", 2))
+    max_tokens = int(table.get("max_tokens", 1 << 30))
+    density = table.get("density")
+
+    def candidates(input_shape: tuple[int, ...], num_classes: int) -> Iterable[MixerConfig]:
+        patches = (
+            divisor_patches(input_shape, square=patch == "square")
+            if isinstance(patch, str)
+            else [tuple(p) for p in patch]
+        )
+        for mix, p, gt, gc, d, seed in itertools.product(
+            mixing, patches, gammas_t, gammas_c, depths, seeds
+        ):
+            cfg = MixerConfig(
+                input_shape=input_shape, patch=p, channels=1, depth=d, gamma_token=gt,
+                gamma_channel=gc, mixing=mix, num_classes=num_classes, seed=seed,
+                density=density if mix == "sw-mlp" else None,
+            )  # fmt: skip
+            if min_tokens <= cfg.tokens <= max_tokens:
+                yield cfg
+
+    definition = {"name": name, **table}
+    return SearchSpace(str(table.get("name", name)), definition, candidates)
+
+
+def _from_callable(spec: str) -> SearchSpace:
+    module_name, _, attr = spec.partition(":")
+    try:
+        func = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError(
+            f"space {spec!r}: cannot import {attr!r} from {module_name!r}: {err}"
+        ) from None
+    if not callable(func):
+        raise ConfigError(f"space {spec!r} is not callable")
+    return SearchSpace(spec, {"callable": spec}, func)
+
+
+def load_space(spec: str | Path) -> SearchSpace:
+    """A space by shipped name (``mixer``), TOML path, or ``module:function``."""
+    text = str(spec)
+    if ":" in text and not Path(text).exists() and not text.endswith(".toml"):
+        return _from_callable(text)
+    path = Path(text)
+    if not path.suffix:
+        path = resources.path("search_spaces") / f"{text}.toml"
+        if not path.is_file():
+            known = sorted(p.stem for p in path.parent.glob("*.toml"))
+            raise ConfigError(f"unknown search space {text!r}; known: {', '.join(known)}")
+    return _from_table(path.stem, read_toml(path), str(path))
+
+
+def space_size(shapes: dict[str, MixerConfig]) -> dict[str, Any]:
+    """A short summary of the feasible shapes (for the study's user attributes)."""
+    tokens = sorted({c.tokens for c in shapes.values()})
+    ratio = [math.log2(c.tokens / c.channels) for c in shapes.values()]
+    return {"shapes": len(shapes), "tokens": tokens, "log2_s_over_c": [min(ratio), max(ratio)]}

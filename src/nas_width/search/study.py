@@ -1,0 +1,139 @@
+"""Studies: declarative TOML files that say how a width search runs.
+
+A study names the data set, the budget (optional here: ``nas-width search --budget`` gives it),
+the search space, the sampler, the number of trials, the training recipe, the scheduler, the
+resources per trial, the seed and the storage. Shipped studies live in ``studies/``; a path to
+any TOML file works too, and command-line options override the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas_width import resources
+from nas_width.errors import ConfigError
+from nas_width.tomlfile import check_keys, read_toml
+from nas_width.train import Recipe
+
+__all__ = ["SAMPLERS", "SCHEDULERS", "DatasetSpec", "Resources", "StudySpec", "load_study"]
+
+SAMPLERS = ("tpe", "random", "grid", "gp", "nsga2")
+SCHEDULERS = ("none", "asha")
+DEFAULT_STORAGE = "sqlite:///nas-width.db"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Which data set and how its validation split is carved."""
+
+    name: str = "digits"
+    path: str | None = None
+    val_fraction: float = 0.2
+    split_seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Per-trial resources for Ray Tune; GPUs may be fractional (several trials per GPU)."""
+
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int = 2
+
+
+@dataclass(frozen=True)
+class Asha:
+    """ASHA's settings (epochs are Ray's training iterations)."""
+
+    grace_period: int = 3
+    reduction_factor: int = 3
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Everything a search needs except the cluster address."""
+
+    name: str
+    description: str = ""
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    budget: str | None = None
+    tolerance: float = 0.02
+    space: str = "mixer"
+    sampler: str = "tpe"
+    trials: int = 16
+    seed: int = 0
+    scheduler: str = "none"
+    storage: str = DEFAULT_STORAGE
+    pareto: bool = False
+    recipe: Recipe = field(default_factory=Recipe)
+    resources: Resources = field(default_factory=Resources)
+    asha: Asha = field(default_factory=Asha)
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"sampler {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"scheduler {self.scheduler!r} is not one of {', '.join(SCHEDULERS)}")
+        if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
+            raise ConfigError(f"trials must be a positive integer, got {self.trials!r}")
+        r = self.resources
+        if not r.cpus_per_trial > 0 or r.gpus_per_trial < 0 or r.max_concurrent < 1:
+            raise ConfigError(f"resources must be positive, got {dataclasses.asdict(r)}")
+        if self.pareto and self.scheduler == "asha":
+            raise ConfigError("--pareto (two objectives) cannot use the asha scheduler")
+        if self.pareto and self.sampler not in ("nsga2", "random", "tpe"):
+            raise ConfigError(f"sampler {self.sampler!r} does not support --pareto; use nsga2")
+
+    def replace(self, **changes: Any) -> StudySpec:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["recipe"] = self.recipe.to_dict()
+        return data
+
+
+def _section(cls: type, where: str, table: Any) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table, got {table!r}")
+    check_keys(where, table, [f.name for f in dataclasses.fields(cls)])
+    try:
+        return cls(**table)
+    except TypeError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def study_from_dict(name: str, table: dict[str, Any], where: str) -> StudySpec:
+    """Validate a study table (as read from TOML)."""
+    check_keys(where, table, [f.name for f in dataclasses.fields(StudySpec)])
+    data = dict(table)
+    dataset = data.get("dataset", {})
+    if isinstance(dataset, str):
+        dataset = {"name": dataset}
+    data["dataset"] = _section(DatasetSpec, f"{where} [dataset]", dataset)
+    data["resources"] = _section(Resources, f"{where} [resources]", data.get("resources", {}))
+    data["asha"] = _section(Asha, f"{where} [asha]", data.get("asha", {}))
+    try:
+        data["recipe"] = Recipe.from_dict(data.get("recipe", {}))
+    except ConfigError as err:
+        raise ConfigError(f"{where} [recipe]: {err}") from None
+    data.setdefault("name", name)
+    try:
+        return StudySpec(**data)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def load_study(spec: str | Path) -> StudySpec:
+    """A study by shipped name (``digits``) or TOML path."""
+    path = Path(spec)
+    if not path.suffix:
+        path = resources.path("studies") / f"{spec}.toml"
+        if not path.is_file():
+            known = sorted(p.stem for p in path.parent.glob("*.toml"))
+            raise ConfigError(f"unknown study {str(spec)!r}; known: {', '.join(known)}")
+    return study_from_dict(path.stem, read_toml(path), str(path))

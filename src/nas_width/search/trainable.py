@@ -1,0 +1,117 @@
+"""The Ray Tune trainable: train one shape with the study's recipe and report every epoch.
+
+Public for plugin use: ``make_trainable`` gives a function trainable for a user's own
+``ray.tune.Tuner``, with the data set put in Ray's object store once rather than per trial.
+A trial whose training fails (NaN/inf loss, an exception, a CUDA out-of-memory error) reports a
+final result with an ``error`` and returns; the search goes on and the trial ends FAIL.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from nas_width.config import MixerConfig
+from nas_width.data import Splits
+from nas_width.train import EpochReport, Recipe, fit
+
+__all__ = ["FAIL_HOOK_ENV", "make_trainable", "train_shape"]
+
+#: Test hook: a trial whose shape key contains this value raises inside training.
+FAIL_HOOK_ENV = "NAS_WIDTH_FAIL_SHAPE"
+
+
+class _ReportInterrupted(BaseException):
+    """Wraps whatever Ray raised from inside ``tune.report`` so it is never taken for a
+    training failure (Ray stops trials through exceptions raised there)."""
+
+    def __init__(self, original: BaseException) -> None:
+        self.original = original
+
+
+def train_shape(
+    config: dict[str, Any],
+    *,
+    shapes: dict[str, dict[str, Any]],
+    recipe: dict[str, Any],
+    data: Splits,
+    device: str | None = None,
+    threads: int = 1,
+) -> None:
+    """Ray function trainable: ``config["shape"]`` picks the MixerConfig to train.
+
+    Each result carries the epoch's metrics plus the shape's fvcore FLOPs (the second
+    objective of a Pareto search). ``threads`` is the trial's CPU share: more intra-op threads
+    than CPUs makes small models many times slower.
+    """
+    from ray import tune
+
+    from nas_width.budget import measure
+
+    key = str(config["shape"])
+    cfg = MixerConfig.from_dict(shapes[key])
+    flops = measure(cfg).flops
+    torch.set_num_threads(max(1, threads))
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def report(epoch: EpochReport) -> None:
+        if os.environ.get(FAIL_HOOK_ENV) and os.environ[FAIL_HOOK_ENV] in key:
+            raise _injected_failure(os.environ.get(FAIL_HOOK_ENV + "_KIND", "error"))
+        try:
+            tune.report({**epoch.to_dict(), "shape": key, "device": device, "flops": flops})
+        except BaseException as err:
+            raise _ReportInterrupted(err) from err
+
+    try:
+        fit(cfg, Recipe.from_dict(recipe), data, device=device, report=report)
+    except _ReportInterrupted as wrapped:
+        raise wrapped.original from None
+    except Exception as err:  # the trial failed; the search goes on
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:500]
+        tune.report(
+            {"error": reason, "shape": key, "device": device, "val_accuracy": math.nan,
+             "flops": flops}
+        )  # fmt: skip
+
+
+def _injected_failure(kind: str) -> Exception:
+    """Failures a test hook can inject into a trial (CPU-only CI has no real CUDA OOM)."""
+    if kind == "oom":
+        return torch.cuda.OutOfMemoryError("CUDA out of memory (injected by a test hook)")
+    return RuntimeError("failure injected by a test hook")
+
+
+def make_trainable(
+    shapes: dict[str, MixerConfig],
+    recipe: Recipe,
+    data: Splits,
+    *,
+    cpus_per_trial: float = 1,
+    gpus_per_trial: float = 0,
+) -> Callable[..., Any]:
+    """A Ray Tune trainable over ``shapes`` with resources attached.
+
+    Example (plugin use with a user's own Tuner)::
+
+        shapes = space.shapes(parse_budget("50k"), data.input_shape, data.num_classes)
+        tuner = tune.Tuner(make_trainable(shapes, Recipe(epochs=5), data),
+                           param_space={"shape": tune.choice(list(shapes))},
+                           tune_config=tune.TuneConfig(metric="val_accuracy", mode="max"))
+    """
+    from ray import tune
+
+    device = "cuda" if gpus_per_trial > 0 else "cpu"
+    fn = tune.with_parameters(
+        train_shape,
+        shapes={k: v.to_dict() for k, v in shapes.items()},
+        recipe=recipe.to_dict(),
+        data=data,
+        device=device,
+        threads=max(1, int(cpus_per_trial)),
+    )
+    return tune.with_resources(fn, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
