@@ -106,8 +106,11 @@ def measure(config: MixerConfig) -> Measurement:
         model = build_model(config).eval()
     x = torch.zeros(1, *config.input_shape)
     fvcore_logger = logging.getLogger("fvcore")
-    previous = fvcore_logger.level
+    previous = fvcore_logger.level, torch.get_num_threads()
     fvcore_logger.setLevel(logging.ERROR)
+    # Tracing one sample is op-dispatch bound: a second intra-op thread only adds contention
+    # (measured 2.1 s vs 17.7 s for 120 shapes on a busy 2-core machine).
+    torch.set_num_threads(1)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -115,7 +118,8 @@ def measure(config: MixerConfig) -> Measurement:
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             flops_by_module = analysis.by_module()
     finally:
-        fvcore_logger.setLevel(previous)
+        fvcore_logger.setLevel(previous[0])
+        torch.set_num_threads(previous[1])
     params_by_module = parameter_count(model)
 
     # SW-MLP: fvcore counts the dense masked matmul; keep only the multiply-adds and
