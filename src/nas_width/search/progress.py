@@ -34,13 +34,11 @@ class TrialPrinter(Callback):
         shape = trial.config.get("shape", "?")
         acc = result.get("val_accuracy")
         accuracy = f"val_accuracy={acc:.4f}" if isinstance(acc, float) and acc == acc else ""
-        extra = result.get("error", "")
         epochs = result.get("epoch", 0)
         elapsed = time.perf_counter() - self._start
-        self._echo(
-            f"[{self._done}/{self._target}] {status:<8} {shape} {accuracy} "
-            f"({epochs} epochs) {extra} [{elapsed:.0f}s]".rstrip()
-        )
+        words = [f"[{self._done}/{self._target}]", f"{status:<8}", shape, accuracy,
+                 f"({epochs} epochs)", result.get("error", ""), f"[{elapsed:.0f}s]"]  # fmt: skip
+        self._echo(" ".join(w for w in words if w))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         result = trial.last_result or {}

@@ -207,7 +207,7 @@ def summarize(study: optuna.Study, prepared: Prepared) -> SearchOutcome:
     return SearchOutcome(study.study_name, prepared.spec.storage, states, best, front)
 
 
-def _init_ray(address: str | None, cpus: float) -> bool:
+def _init_ray(address: str | None) -> bool:
     """Start local Ray (returns True) or join ``address``; quiet, no Ray dashboard."""
     import ray
 
@@ -273,7 +273,7 @@ def _tune(
     from nas_width.search.trainable import make_trainable
 
     spec = prepared.spec
-    started_ray = _init_ray(address, spec.resources.cpus_per_trial)
+    started_ray = _init_ray(address)
     pareto = spec.pareto
     searcher = WidthSearch(
         prepared.shapes,

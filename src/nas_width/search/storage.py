@@ -79,8 +79,14 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     if sqlite is not None and not sqlite.parent.is_dir():
         raise StorageError(f"storage {url!r}: directory {str(sqlite.parent)!r} is missing")
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        # An existing storage is opened without creating tables, so that a database that is
+        # not Optuna's (or an empty file) is refused untouched instead of being written to.
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=_engine_kwargs(url), skip_table_creation=not create
+        )
     except Exception as err:  # SQLAlchemy raises many kinds for bad URLs or servers
+        if not create:
+            raise StorageError(f"storage {url!r} is not an Optuna study database") from None
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise StorageError(f"cannot open storage {url!r}: {reason}") from None
 
@@ -96,6 +102,8 @@ def load_study(url: str, name: str | None) -> optuna.Study:
 
     storage = open_storage(url, create=False)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    if not names:
+        raise StorageError(f"storage {url!r} holds no study")
     if name is None:
         if len(names) != 1:
             listed = ", ".join(names) or "none"
