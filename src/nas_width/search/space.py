@@ -27,7 +27,7 @@ from nas_width import resources
 from nas_width.budget import Budget, solve
 from nas_width.config import MIXING_KINDS, MixerConfig
 from nas_width.errors import BudgetError, ConfigError
-from nas_width.tomlfile import check_keys, read_toml
+from nas_width.tomlfile import check_keys, expect, read_toml
 
 if TYPE_CHECKING:
     import optuna
@@ -128,9 +128,12 @@ def _from_table(name: str, table: dict[str, Any], where: str) -> SearchSpace:
     patch = table.get("patch", "all")
     if patch not in ("all", "square"):
         patch = [_list(f"{where}: patch", p, int) for p in _list(f"{where}: patch", patch, list)]
-    min_tokens = int(table.get("min_tokens", 2))
-    max_tokens = int(table.get("max_tokens", 1 << 30))
+    min_tokens, max_tokens = table.get("min_tokens", 2), table.get("max_tokens", 1 << 30)
+    for key, value in (("min_tokens", min_tokens), ("max_tokens", max_tokens)):
+        expect(f"{where}: {key}", value, int, "an integer >= 1", lambda v: v >= 1)
     density = table.get("density")
+    if density is not None:
+        expect(f"{where}: density", density, (int, float), "in (0, 1]", lambda v: 0 < v <= 1)
 
     def candidates(input_shape: tuple[int, ...], num_classes: int) -> Iterable[MixerConfig]:
         patches = (

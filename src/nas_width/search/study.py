@@ -15,7 +15,7 @@ from typing import Any
 
 from nas_width import resources
 from nas_width.errors import ConfigError
-from nas_width.tomlfile import check_keys, read_toml
+from nas_width.tomlfile import check_keys, expect, read_toml
 from nas_width.train import Recipe
 
 __all__ = ["SAMPLERS", "SCHEDULERS", "DatasetSpec", "Resources", "StudySpec", "load_study"]
@@ -35,6 +35,13 @@ class DatasetSpec:
     split_seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        expect("dataset name", self.name, str, "a data set name")
+        expect("dataset path", self.path, (str, type(None)), "a path")
+        expect("val_fraction", self.val_fraction, (int, float), "in (0, 1)", lambda v: 0 < v < 1)
+        expect("split_seed", self.split_seed, int, "an integer >= 0", lambda v: v >= 0)
+        expect("dataset options", self.options, dict, "a table")
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -44,6 +51,12 @@ class Resources:
     gpus_per_trial: float = 0.0
     max_concurrent: int = 2
 
+    def __post_init__(self) -> None:
+        number = (int, float)
+        expect("cpus_per_trial", self.cpus_per_trial, number, "a number > 0", lambda v: v > 0)
+        expect("gpus_per_trial", self.gpus_per_trial, number, "a number >= 0", lambda v: v >= 0)
+        expect("max_concurrent", self.max_concurrent, int, "an integer >= 1", lambda v: v >= 1)
+
 
 @dataclass(frozen=True)
 class Asha:
@@ -51,6 +64,10 @@ class Asha:
 
     grace_period: int = 3
     reduction_factor: int = 3
+
+    def __post_init__(self) -> None:
+        expect("grace_period", self.grace_period, int, "an integer >= 1", lambda v: v >= 1)
+        expect("reduction_factor", self.reduction_factor, int, "an integer >= 2", lambda v: v >= 2)
 
 
 @dataclass(frozen=True)
@@ -74,15 +91,19 @@ class StudySpec:
     asha: Asha = field(default_factory=Asha)
 
     def __post_init__(self) -> None:
+        expect("name", self.name, str, "a string")
+        expect("description", self.description, str, "a string")
+        expect("budget", self.budget, (str, int, type(None)), "a budget such as 50k")
+        expect("tolerance", self.tolerance, (int, float), "in [0, 1)", lambda v: 0 <= v < 1)
+        expect("space", self.space, str, "a space name, TOML file or module:function")
+        expect("seed", self.seed, int, "an integer >= 0", lambda v: v >= 0)
+        expect("storage", self.storage, str, "a storage URL")
+        expect("pareto", self.pareto, bool, "true or false")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"scheduler {self.scheduler!r} is not one of {', '.join(SCHEDULERS)}")
-        if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
-            raise ConfigError(f"trials must be a positive integer, got {self.trials!r}")
-        r = self.resources
-        if not r.cpus_per_trial > 0 or r.gpus_per_trial < 0 or r.max_concurrent < 1:
-            raise ConfigError(f"resources must be positive, got {dataclasses.asdict(r)}")
+        expect("trials", self.trials, int, "a positive integer", lambda v: v >= 1)
         if self.pareto and self.scheduler == "asha":
             raise ConfigError("--pareto (two objectives) cannot use the asha scheduler")
         if self.pareto and self.sampler not in ("nsga2", "random", "tpe"):
@@ -103,7 +124,7 @@ def _section(cls: type, where: str, table: Any) -> Any:
     check_keys(where, table, [f.name for f in dataclasses.fields(cls)])
     try:
         return cls(**table)
-    except TypeError as err:
+    except (TypeError, ConfigError) as err:
         raise ConfigError(f"{where}: {err}") from None
 
 
