@@ -174,12 +174,7 @@ def load_space(spec: str | Path) -> SearchSpace:
     text = str(spec)
     if ":" in text and not Path(text).exists() and not text.endswith(".toml"):
         return _from_callable(text)
-    path = Path(text)
-    if not path.suffix:
-        path = resources.path("search_spaces") / f"{text}.toml"
-        if not path.is_file():
-            known = sorted(p.stem for p in path.parent.glob("*.toml"))
-            raise ConfigError(f"unknown search space {text!r}; known: {', '.join(known)}")
+    path = resources.find("search_spaces", text, "search space")
     return _from_table(path.stem, read_toml(path), str(path))
 
 

@@ -151,10 +151,5 @@ def study_from_dict(name: str, table: dict[str, Any], where: str) -> StudySpec:
 
 def load_study(spec: str | Path) -> StudySpec:
     """A study by shipped name (``digits``) or TOML path."""
-    path = Path(spec)
-    if not path.suffix:
-        path = resources.path("studies") / f"{spec}.toml"
-        if not path.is_file():
-            known = sorted(p.stem for p in path.parent.glob("*.toml"))
-            raise ConfigError(f"unknown study {str(spec)!r}; known: {', '.join(known)}")
+    path = resources.find("studies", spec, "study")
     return study_from_dict(path.stem, read_toml(path), str(path))
