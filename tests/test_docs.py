@@ -15,6 +15,7 @@ MODULES = [
     "nas_width.budget.solve",
     "nas_width.data",
     "nas_width.train",
+    "nas_width.analysis.hypothesis",
 ]
 
 

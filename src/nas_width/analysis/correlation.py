@@ -1,0 +1,115 @@
+"""Rank correlation between effective width m = S*C and accuracy, with resampling statistics.
+
+At a fixed budget the hypothesis "wider and sparser is better" predicts that accuracy rises
+with m. Rank correlations (Spearman's rho, Kendall's tau-b) test that without assuming a
+functional form; ties in m (several seeds of one shape) are handled by average ranks / tau-b.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from nas_width.analysis._resample import (
+    Array,
+    kendall_rows,
+    percentile_ci,
+    spearman_rows,
+)
+
+__all__ = ["Correlation", "RankStat", "rank_correlation"]
+
+
+@dataclass(frozen=True)
+class RankStat:
+    """One rank correlation between m and accuracy.
+
+    Attributes:
+        name: "spearman" or "kendall".
+        estimate: the statistic on the observed trials.
+        p_increasing: one-sided permutation p-value for "accuracy rises with m"
+            (H0: accuracy is exchangeable across trials, i.e. unrelated to m):
+            (1 + #{shuffles with statistic >= observed}) / (1 + n_perm).
+        p_decreasing: the same, one-sided for "accuracy falls with m" (statistic <= observed).
+        ci_low, ci_high: percentile bootstrap interval (resampling trials with replacement).
+        n_boot_valid: bootstrap resamples where the statistic was defined (m and accuracy not
+            constant in the resample); the interval uses these.
+    """
+
+    name: Literal["spearman", "kendall"]
+    estimate: float
+    p_increasing: float
+    p_decreasing: float
+    ci_low: float
+    ci_high: float
+    n_boot_valid: int
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """Spearman and Kendall correlation of m with accuracy over the used trials.
+
+    Attributes:
+        n: trials used. n_perm: shuffles in the permutation test. n_boot: bootstrap resamples.
+        level: the confidence level of the intervals (0.95).
+    """
+
+    n: int
+    n_perm: int
+    n_boot: int
+    level: float
+    spearman: RankStat
+    kendall: RankStat
+
+
+def _stat(
+    name: Literal["spearman", "kendall"],
+    m: Array,
+    acc: Array,
+    perms: Array,
+    boot: npt.NDArray[np.int64],
+    level: float,
+) -> RankStat:
+    rows = spearman_rows if name == "spearman" else kendall_rows
+    observed = float(rows(m[None, :], acc[None, :])[0])
+    null = rows(np.broadcast_to(m, perms.shape), perms)
+    tol = 1e-12
+    n_perm = perms.shape[0]
+    p_inc = (1 + int(np.sum(null >= observed - tol))) / (1 + n_perm)
+    p_dec = (1 + int(np.sum(null <= observed + tol))) / (1 + n_perm)
+    resampled = rows(m[boot], acc[boot])
+    lo, hi = percentile_ci(resampled, level)
+    valid = int(np.isfinite(resampled).sum())
+    return RankStat(name, observed, p_inc, p_dec, lo, hi, valid)
+
+
+def rank_correlation(
+    m: Array,
+    accuracy: Array,
+    *,
+    n_perm: int,
+    n_boot: int,
+    rng_perm: np.random.Generator,
+    rng_boot: np.random.Generator,
+    level: float = 0.95,
+) -> Correlation:
+    """Spearman and Kendall correlation of ``m`` with ``accuracy`` (both shape (n,)).
+
+    The same shuffles serve both statistics' permutation tests, and the same bootstrap
+    resamples both intervals, so their results are comparable. Deterministic given the
+    generators.
+    """
+    n = m.size
+    perms = rng_perm.permuted(np.broadcast_to(accuracy, (n_perm, n)), axis=1)
+    boot = rng_boot.integers(0, n, size=(n_boot, n))
+    return Correlation(
+        n=n,
+        n_perm=n_perm,
+        n_boot=n_boot,
+        level=level,
+        spearman=_stat("spearman", m, accuracy, perms, boot, level),
+        kendall=_stat("kendall", m, accuracy, perms, boot, level),
+    )

@@ -1,0 +1,212 @@
+"""The hypothesis test over a width study's trials: :func:`analyze` returns :class:`Analysis`.
+
+Only trials that ran their full recipe count: COMPLETE trials with a finite accuracy and a
+shape (S, C > 0). Pruned, failed, running and otherwise unusable trials are listed with the
+reason, never used. Everything is plain dataclasses (reports, plots and the CLI present them);
+:meth:`Analysis.to_dict` gives JSON-ready data. Results are deterministic for a given seed.
+
+Example:
+    >>> from nas_width.analysis import TrialRecord, analyze
+    >>> recs = [TrialRecord(i, "COMPLETE", "mixer", S, 16, 16 * S, 0, 0.5 + 0.02 * i)
+    ...         for i, S in enumerate([2, 3, 4, 6, 8, 12, 16, 24])]
+    >>> a = analyze(recs, n_boot=200, n_perm=200)
+    >>> a.verdict.outcome, a.counts.used, round(a.correlation.spearman.estimate, 3)
+    ('supported', 8, 1.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nas_width.analysis._resample import streams
+from nas_width.analysis.correlation import Correlation, rank_correlation
+from nas_width.analysis.kinds import Kinds, compare_kinds
+from nas_width.analysis.records import TrialRecord
+from nas_width.analysis.trend import Trend, fit_trend
+from nas_width.analysis.verdict import Verdict, decide
+
+__all__ = ["Analysis", "Counts", "Excluded", "analyze"]
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many trials were used, pruned, failed, or excluded otherwise (running, waiting,
+    COMPLETE without a finite accuracy or a shape, another mixing kind than asked for)."""
+
+    used: int
+    pruned: int
+    failed: int
+    other: int
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A trial left out of the statistics, and why."""
+
+    number: int
+    state: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The hypothesis test of one width study.
+
+    Attributes:
+        counts: used, pruned, failed and other excluded trials; ``excluded`` lists them.
+        m_range: (min, max) effective width m among the used trials (None when none).
+        log_m_spread: log(max m) - log(min m) among the used trials (0 when none).
+        flops_range: (min, max) measured FLOPs of the used trials that recorded them: a check
+            that they share one budget (None when none recorded).
+        correlation: rank correlation of m with accuracy (None with fewer than three used
+            trials or a single m).
+        trend: isotonic and quadratic fits, theory's optimum (None when no trial was used).
+        kinds: per mixing kind accuracy and the differences between kinds.
+        verdict: supported / contradicted / inconclusive, with criterion and numbers.
+        settings: the arguments that produced it (seed, resamples, thresholds).
+    """
+
+    counts: Counts
+    excluded: tuple[Excluded, ...]
+    m_range: tuple[int, int] | None
+    log_m_spread: float
+    flops_range: tuple[int, int] | None
+    correlation: Correlation | None
+    trend: Trend | None
+    kinds: Kinds
+    verdict: Verdict
+    settings: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain data: dicts, lists, str, int, float, bool, None (NaN -> None)."""
+        plain = _plain(dataclasses.asdict(self))
+        assert isinstance(plain, dict)
+        return plain
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def _exclusion(r: TrialRecord, mixing: str | None) -> str | None:
+    if r.state == "PRUNED":
+        return "pruned"
+    if r.state == "FAIL":
+        return "failed"
+    if r.state != "COMPLETE":
+        return f"not finished ({r.state})"
+    if r.accuracy is None or not math.isfinite(r.accuracy):
+        return "no finite accuracy"
+    if r.S <= 0 or r.C <= 0 or r.m <= 0:
+        return "no shape (S, C, m)"
+    if mixing is not None and r.mixing != mixing:
+        return f"mixing kind {r.mixing!r}, not {mixing!r}"
+    return None
+
+
+def analyze(
+    records: Iterable[TrialRecord],
+    *,
+    n_boot: int = 2000,
+    n_perm: int = 2000,
+    seed: int = 0,
+    min_trials: int = 8,
+    min_log_width_spread: float = 0.3,
+    alpha: float = 0.05,
+    level: float = 0.95,
+    m_star: float | None = None,
+    mixing: str | None = None,
+) -> Analysis:
+    """Test "accuracy rises with effective width m = S*C at a fixed budget" on ``records``.
+
+    Args:
+        records: the study's trials (:func:`~nas_width.analysis.records_from_study`); all
+            from one budget. Only COMPLETE trials with an accuracy are used.
+        n_boot: bootstrap resamples (of trials) for every interval.
+        n_perm: shuffles for the permutation p-values.
+        seed: seeds every resampling; equal seeds give equal results.
+        min_trials: fewer used trials than this make the verdict inconclusive.
+        min_log_width_spread: a smaller log(max m / min m) makes it inconclusive.
+        alpha: the one-sided significance level of the verdict.
+        level: the confidence level of the intervals.
+        m_star: the theory's m* at S = C for the study's budget, when the caller can compute
+            it (e.g. (Omega/gamma)^(2/3) with the paper's per-block Omega, or ``solve`` at
+            S = C); without it, m* is the largest m observed among the shapes nearest S = C.
+        mixing: test one mixing kind only (pooling kinds mixes their accuracy differences
+            into the correlation when kinds cover different m); other kinds are excluded.
+    """
+    records = list(records)
+    used: list[TrialRecord] = []
+    excluded: list[Excluded] = []
+    for r in records:
+        why = _exclusion(r, mixing)
+        if why is None:
+            used.append(r)
+        else:
+            excluded.append(Excluded(r.number, r.state, why))
+    counts = Counts(
+        used=len(used),
+        pruned=sum(e.reason == "pruned" for e in excluded),
+        failed=sum(e.reason == "failed" for e in excluded),
+        other=sum(e.reason not in {"pruned", "failed"} for e in excluded),
+    )
+    rng_perm, rng_corr, rng_trend, rng_kinds = streams(seed, 4)
+    S = np.array([r.S for r in used], dtype=np.float64)
+    C = np.array([r.C for r in used], dtype=np.float64)
+    m = np.array([r.m for r in used], dtype=np.float64)
+    acc = np.array([r.accuracy for r in used], dtype=np.float64)
+    spread = float(np.log(m.max()) - np.log(m.min())) if used else 0.0
+    flops = [r.flops for r in used if r.flops is not None]
+
+    correlation = None
+    if len(used) >= 3 and np.unique(m).size >= 2:
+        correlation = rank_correlation(
+            m, acc, n_perm=n_perm, n_boot=n_boot, rng_perm=rng_perm, rng_boot=rng_corr,
+            level=level,
+        )  # fmt: skip
+    trend = None
+    if used:
+        trend = fit_trend(S, C, acc, n_boot=n_boot, rng=rng_trend, m_star=m_star, level=level)
+    verdict = decide(
+        n_used=len(used),
+        log_m_spread=spread,
+        correlation=correlation,
+        trend=trend,
+        alpha=alpha,
+        level=level,
+        min_trials=min_trials,
+        min_log_width_spread=min_log_width_spread,
+    )
+    settings: dict[str, Any] = {
+        "n_boot": n_boot, "n_perm": n_perm, "seed": seed, "min_trials": min_trials,
+        "min_log_width_spread": min_log_width_spread, "alpha": alpha, "level": level,
+        "m_star": m_star, "mixing": mixing,
+    }  # fmt: skip
+    return Analysis(
+        counts=counts,
+        excluded=tuple(excluded),
+        m_range=(int(m.min()), int(m.max())) if used else None,
+        log_m_spread=spread,
+        flops_range=(min(flops), max(flops)) if flops else None,
+        correlation=correlation,
+        trend=trend,
+        kinds=compare_kinds(used, n_boot=n_boot, rng=rng_kinds, level=level),
+        verdict=verdict,
+        settings=settings,
+    )

@@ -1,0 +1,112 @@
+"""One finished (or pruned, failed) trial of a width study as plain data: :class:`TrialRecord`.
+
+A nas-width study stores each trial's shape in the paper's letters in its user attributes
+(S tokens, C channels, effective width m = S*C, the mixing kind, the seed, fvcore FLOPs and
+parameters, the epochs it ran) and its validation accuracy as the first objective value; the
+``shape`` parameter is the shape key (:func:`nas_width.search.shape_key`). The analysis reads
+only these records, so it can be tested with synthetic ones and never needs Optuna itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["TrialRecord", "records_from_study"]
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial of a width study.
+
+    Attributes:
+        number: the trial's number in its study.
+        state: Optuna's state name: "COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING".
+        mixing: the mixing kind ("mixer", "rp", "monarch", "sw-mlp").
+        S: tokens (patches). C: channels (solved from the budget). m: effective width S*C.
+        seed: the trial's model seed.
+        accuracy: validation accuracy (None unless the trial finished with a value).
+        flops: fvcore FLOPs of the whole model (one multiply-add counted once).
+        params: stored parameters of the whole model.
+        epochs: epochs the trial ran.
+        shape: the shape key, e.g. ``"mixer-S16-p2x2-gt2-gc4-d2"``.
+    """
+
+    number: int
+    state: str
+    mixing: str
+    S: int
+    C: int
+    m: int
+    seed: int
+    accuracy: float | None
+    flops: int | None = None
+    params: int | None = None
+    epochs: int | None = None
+    shape: str = ""
+
+    @property
+    def log_m(self) -> float:
+        """log of the effective width m = S*C."""
+        return math.log(self.m)
+
+    @property
+    def log_ratio(self) -> float:
+        """x = log(S/C): 0 at the theory's optimum S = C."""
+        return math.log(self.S / self.C)
+
+    @property
+    def match_key(self) -> tuple[str, int]:
+        """What a shape is matched on across mixing kinds: its key without the kind, and seed.
+
+        The shape key starts with the kind (``"rp-S16-..."``); the rest names S, the patch,
+        gamma and depth (C is solved from the budget). Records without a key fall back to S, C.
+        """
+        prefix = f"{self.mixing}-"
+        rest = self.shape[len(prefix) :] if self.shape.startswith(prefix) else self.shape
+        return (rest or f"S{self.S}-C{self.C}", self.seed)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
+    attrs: Mapping[str, Any] = trial.user_attrs
+    S, C = int(attrs.get("S", 0)), int(attrs.get("C", 0))
+    accuracy: float | None = None
+    if trial.state.name == "COMPLETE" and trial.values:
+        value = float(trial.values[0])
+        accuracy = value if math.isfinite(value) else None
+    config = attrs.get("config")
+    seed = attrs.get("seed", config.get("seed", 0) if isinstance(config, Mapping) else 0)
+    return TrialRecord(
+        number=trial.number,
+        state=trial.state.name,
+        mixing=str(attrs.get("mixing", "")),
+        S=S,
+        C=C,
+        m=int(attrs.get("m", S * C)),
+        seed=int(seed),
+        accuracy=accuracy,
+        flops=_int(attrs.get("flops")),
+        params=_int(attrs.get("params")),
+        epochs=_int(attrs.get("epochs")),
+        shape=str(trial.params.get("shape", "")),
+    )
+
+
+def records_from_study(study: optuna.Study) -> list[TrialRecord]:
+    """Every trial of a stored nas-width study as a :class:`TrialRecord`, in trial order.
+
+    ``trial.values[0]`` is the validation accuracy (also in a two-objective Pareto study, whose
+    second objective is FLOPs); it is read only for COMPLETE trials. Trials that never got a
+    shape (S or C missing) keep S = C = m = 0, and :func:`~nas_width.analysis.analyze`
+    excludes them.
+    """
+    return [_record(t) for t in study.get_trials(deepcopy=False)]
