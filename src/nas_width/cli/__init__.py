@@ -11,6 +11,7 @@ from nas_width.cli._app import run
 from nas_width.cli.count import count
 from nas_width.cli.dashboard import dashboard
 from nas_width.cli.export import export
+from nas_width.cli.report import report
 from nas_width.cli.search import search
 from nas_width.cli.train import train
 
@@ -28,6 +29,7 @@ app.command("count")(count)
 app.command("export")(export)
 app.command("train")(train)
 app.command("dashboard")(dashboard)
+app.command("report")(report)
 
 
 @app.callback(invoke_without_command=True)

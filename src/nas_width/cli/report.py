@@ -1,0 +1,133 @@
+"""``nas-width report``: the hypothesis test of a stored study, as text, HTML and dashboard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from nas_width.errors import NasWidthError
+from nas_width.search.study import DEFAULT_STORAGE
+
+if TYPE_CHECKING:
+    from nas_width.analysis import Analysis, TrialRecord
+
+__all__ = ["report"]
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an output path that cannot be written, before anything is read or saved."""
+    parent = output.parent
+    if not parent.is_dir():
+        raise NasWidthError(f"output {str(output)!r}: directory {str(parent)!r} does not exist")
+    if output.is_dir():
+        raise NasWidthError(f"output {str(output)!r} is a directory; give a file name")
+
+
+def _per_kind(
+    records: list[TrialRecord], seed: int, m_star: float | None, analysis: Analysis
+) -> dict[str, Analysis]:
+    from nas_width.analysis import analyze
+
+    kinds = [s.kind for s in analysis.kinds.summaries]
+    return {k: analyze(records, seed=seed, m_star=m_star, mixing=k) for k in kinds}
+
+
+def report(
+    storage: Annotated[str, typer.Option(help="Optuna storage of the study.")] = DEFAULT_STORAGE,
+    study_name: Annotated[
+        str | None, typer.Option(help="Study in the storage (needed if it holds several).")
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="The HTML report to write.")
+    ] = Path("report.html"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the analysis and the report path as JSON.")
+    ] = False,
+    save: Annotated[
+        bool,
+        typer.Option(
+            "--save/--no-save",
+            help="Save the figures and a note into the study for nas-width dashboard.",
+        ),
+    ] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and permutations.")] = 0,
+    per_kind: Annotated[
+        bool, typer.Option("--per-kind", help="Also test each mixing kind on its own.")
+    ] = False,
+) -> None:
+    """Test "accuracy rises with width m = S*C at a fixed budget" on a study.
+
+    Prints the verdict and key numbers (rank correlations of m with accuracy,
+    the best S/C next to the theory's S = C, accuracy per mixing kind), writes
+    a self-contained HTML report (it opens with no network), and saves the
+    figures and a note into the study for nas-width dashboard.
+
+    Examples:
+
+      nas-width report
+
+      nas-width report --storage sqlite:///d.db --study-name d-50k -o d.html
+
+      nas-width report --json --no-save --per-kind
+    """
+    from nas_width.analysis import analyze, records_from_study
+    from nas_width.report import (
+        build_figures,
+        figure_title,
+        markdown_note,
+        render_html,
+        save_to_study,
+        study_info,
+        study_m_star,
+        terminal_lines,
+        write_text_atomic,
+    )
+    from nas_width.search.storage import load_study
+
+    if seed < 0:
+        raise NasWidthError(f"--seed must be a non-negative integer, got {seed}")
+    _check_output(output)
+    study = load_study(storage, study_name)
+    name = study.study_name
+    records = records_from_study(study)
+    if not any(r.state == "COMPLETE" for r in records):
+        raise NasWidthError(f"study {name!r} has no finished trial to analyze")
+    m_star = study_m_star(study)
+    analysis = analyze(records, seed=seed, m_star=m_star)
+    if analysis.counts.used == 0:
+        raise NasWidthError(
+            f"study {name!r} has no finished trial with a shape and an accuracy to analyze"
+        )
+    by_kind = _per_kind(records, seed, m_star, analysis) if per_kind else None
+    info = study_info(study, storage, analysis, records)
+    figures = build_figures(analysis, records, info)
+    path = output.resolve()
+    write_text_atomic(path, render_html(info, analysis, figures, by_kind))
+    if save:
+        titles = [figure_title(f) for f in figures.values()]
+        note = markdown_note(info, analysis, titles, by_kind, str(path))
+        save_to_study(study, figures, note)
+    if as_json:
+        payload: dict[str, Any] = {
+            "study": name,
+            "storage": storage,
+            **analysis.to_dict(),
+            "report": str(path),
+            "figures": list(figures),
+            "saved_to_study": save,
+        }
+        if by_kind is not None:
+            payload["per_kind"] = {k: a.to_dict() for k, a in by_kind.items()}
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    for line in terminal_lines(info, analysis, by_kind):
+        typer.echo(line)
+    typer.echo(f"wrote {path}")
+    if save:
+        typer.echo(
+            f"saved {len(figures)} figures and a note into study {name!r}; see them with: "
+            f"nas-width dashboard --storage {storage}"
+        )

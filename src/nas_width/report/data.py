@@ -1,0 +1,166 @@
+"""What a report shows besides the :class:`~nas_width.analysis.Analysis`: the study's header
+and plot-ready series (used trials, best-so-far accuracy, the accuracy-FLOPs front).
+
+The statistics come from :func:`nas_width.analysis.analyze`; this module only selects and
+orders trials, so that the figure code draws and computes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nas_width.analysis import Analysis, TrialRecord
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = [
+    "StudyInfo",
+    "best_so_far",
+    "pareto_numbers",
+    "study_info",
+    "study_m_star",
+    "theory_m_star",
+    "used_records",
+]
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """The header of a report: which study, at which budget, on which data and space.
+
+    Attributes:
+        name: the study's name. storage: the storage URL it was read from.
+        budget: the budget every shape was held to (``"params=50k"``), as the search stored it.
+        dataset: the data set's name. space: the search space's name.
+        metrics: the objectives' names (``"val_accuracy"``, and ``"flops"`` in a Pareto study).
+        directions: "maximize" / "minimize" per objective; two entries in a Pareto study.
+        n_trials: every trial of the study, in any state.
+        front: trial numbers on the accuracy-FLOPs Pareto front (``study.best_trials`` of a
+            two-objective study, else the non-dominated used trials when FLOPs vary; empty when
+            there is no front to show).
+        searched_with: the nas-width version that ran the search (None if not stored).
+    """
+
+    name: str
+    storage: str
+    budget: str
+    dataset: str
+    space: str
+    metrics: tuple[str, ...]
+    directions: tuple[str, ...]
+    n_trials: int
+    front: tuple[int, ...]
+    searched_with: str | None
+
+    @property
+    def two_objective(self) -> bool:
+        return len(self.directions) == 2
+
+
+def used_records(analysis: Analysis, records: Iterable[TrialRecord]) -> list[TrialRecord]:
+    """The records that entered the statistics: every record the analysis did not exclude."""
+    excluded = {e.number for e in analysis.excluded}
+    return [r for r in records if r.number not in excluded]
+
+
+def best_so_far(records: Sequence[TrialRecord]) -> list[float]:
+    """The running maximum of accuracy over ``records`` in trial order (all with accuracy)."""
+    best: list[float] = []
+    for r in records:
+        value = float(r.accuracy) if r.accuracy is not None else float("-inf")
+        best.append(max(best[-1], value) if best else value)
+    return best
+
+
+def pareto_numbers(records: Sequence[TrialRecord]) -> tuple[int, ...]:
+    """Trial numbers of the non-dominated records (higher accuracy, fewer FLOPs), by FLOPs.
+
+    A record is on the front when no other has at least its accuracy with fewer FLOPs, or more
+    accuracy with as many. Records without FLOPs or accuracy are left out.
+    """
+    rows = [r for r in records if r.flops is not None and r.accuracy is not None]
+    rows.sort(key=lambda r: (r.flops, -float(r.accuracy or 0.0), r.number))
+    front: list[int] = []
+    best = float("-inf")
+    for r in rows:
+        if float(r.accuracy or 0.0) > best:
+            front.append(r.number)
+            best = float(r.accuracy or 0.0)
+    return tuple(front)
+
+
+def theory_m_star(
+    study_attrs: Mapping[str, Any], configs: Iterable[Mapping[str, Any]]
+) -> float | None:
+    """m* from the budget, where it has a closed form; None otherwise.
+
+    DESIGN.md section 1: a block's connections are 2*gamma*m*(S + C) for gamma_S = gamma_C =
+    gamma; the paper's Omega is a quarter of that, and m* = (Omega/gamma)^(2/3) at S = C. So
+    for a ``mixing_flops`` budget B (connections of all ``depth`` blocks) with one depth and one
+    gamma in every trial, m* = (B / (4*depth*gamma))^(2/3). A whole-model budget (params,
+    flops) adds the stem, head and norms, which have no such closed form: None.
+    """
+
+    def positive(v: Any) -> float | None:
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+        return float(v) if ok else None
+
+    if study_attrs.get("budget_metric") != "mixing_flops":
+        return None
+    budget = positive(study_attrs.get("budget_value"))
+    shapes = {(c.get("depth"), c.get("gamma_token"), c.get("gamma_channel")) for c in configs}
+    if budget is None or len(shapes) != 1:
+        return None  # several depths or gammas: m* differs between shapes
+    depth, gamma_token, gamma_channel = (positive(v) for v in shapes.pop())
+    if depth is None or gamma_token is None or gamma_token != gamma_channel:
+        return None
+    return (budget / (4.0 * depth * gamma_token)) ** (2.0 / 3.0)
+
+
+def study_m_star(study: optuna.Study) -> float | None:
+    """:func:`theory_m_star` of a stored study: its budget and its COMPLETE trials' configs."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    configs = [t.user_attrs.get("config") for t in trials]
+    return theory_m_star(study.user_attrs, [c for c in configs if isinstance(c, Mapping)])
+
+
+def _dataset_name(dataset: Any) -> str:
+    if isinstance(dataset, Mapping):
+        return str(dataset.get("name", "unknown"))
+    return "unknown" if dataset is None else str(dataset)
+
+
+def study_info(
+    study: optuna.Study, storage: str, analysis: Analysis, records: Sequence[TrialRecord]
+) -> StudyInfo:
+    """The report header of ``study``; ``analysis`` and ``records`` give the Pareto front."""
+    attrs = study.user_attrs
+    directions = tuple(d.name.lower() for d in study.directions)
+    metrics = tuple(study.metric_names or ["val_accuracy", "flops"][: len(directions)])
+    used = used_records(analysis, records)
+    if len(directions) == 2:
+        flops = {r.number: r.flops or 0 for r in records}
+        numbers = (t.number for t in study.best_trials)
+        front = tuple(sorted(numbers, key=lambda n: (flops.get(n, 0), n)))
+    elif len({r.flops for r in used if r.flops is not None}) > 1:
+        front = pareto_numbers(used)
+    else:
+        front = ()
+    version = attrs.get("nas_width_version")
+    return StudyInfo(
+        name=study.study_name,
+        storage=storage,
+        budget=str(attrs.get("budget", "unknown")),
+        dataset=_dataset_name(attrs.get("dataset")),
+        space=str(attrs.get("space", "unknown")),
+        metrics=metrics,
+        directions=directions,
+        n_trials=len(records),
+        front=front,
+        searched_with=None if version is None else str(version),
+    )

@@ -1,0 +1,170 @@
+"""The key numbers of an :class:`~nas_width.analysis.Analysis` in words: one list of rows that
+the terminal, the HTML report and the dashboard note all show.
+
+Only formatting happens here: every number comes from the analysis.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import nas_width
+from nas_width.analysis import Analysis, RankStat
+from nas_width.report.data import StudyInfo
+
+__all__ = ["KIND_LABELS", "key_numbers", "kind_label", "markdown_note", "terminal_lines"]
+
+#: The paper's names of the mixing kinds.
+KIND_LABELS = {"mixer": "Mixer", "rp": "RP-Mixer", "monarch": "Monarch", "sw-mlp": "SW-MLP"}
+
+Row = tuple[str, str]
+
+
+def kind_label(kind: str) -> str:
+    """The paper's name of a mixing kind (the key itself for kinds it does not name)."""
+    return KIND_LABELS.get(kind, kind or "unknown")
+
+
+def _num(value: float | None, spec: str = ".3g") -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return format(value, spec)
+
+
+def _rank(stat: RankStat, level: float) -> str:
+    p = stat.p_increasing if stat.estimate >= 0 else stat.p_decreasing
+    side = "increasing" if stat.estimate >= 0 else "decreasing"
+    return (
+        f"{_num(stat.estimate, '+.3f')} ({100 * level:g}% CI {_num(stat.ci_low, '+.3f')} to "
+        f"{_num(stat.ci_high, '+.3f')}; one-sided permutation p ({side}) = {_num(p, '.3g')})"
+    )
+
+
+def key_numbers(analysis: Analysis) -> list[Row]:
+    """(label, value) rows: trials, width range, correlations, trends, theory, kinds."""
+    a = analysis
+    level = float(a.settings.get("level", 0.95))
+    pct = f"{100 * level:g}%"
+    c = a.counts
+    rows: list[Row] = [
+        ("trials used / pruned / failed / other",
+         f"{c.used} / {c.pruned} / {c.failed} / {c.other}"),
+    ]  # fmt: skip
+    if a.m_range is not None:
+        lo, hi = a.m_range
+        rows.append(("width m = S*C", f"{lo:,} to {hi:,} (log spread {a.log_m_spread:.3g})"))
+    if a.flops_range is not None:
+        rows.append(("FLOPs per sample", f"{a.flops_range[0]:,} to {a.flops_range[1]:,}"))
+    if a.correlation is None:
+        rows.append(("rank correlation of m with accuracy", "n/a (fewer than 3 trials or one m)"))
+    else:
+        rows.append(("Spearman rho (m, accuracy)", _rank(a.correlation.spearman, level)))
+        rows.append(("Kendall tau (m, accuracy)", _rank(a.correlation.kendall, level)))
+    trend = a.trend
+    if trend is not None and trend.isotonic is not None:
+        iso = trend.isotonic
+        way = "non-decreasing" if iso.non_decreasing else "non-increasing"
+        rows.append((
+            "isotonic fit of accuracy vs log m",
+            f"{way}, rise {_num(iso.rise, '+.4f')} from narrowest to widest, R^2 {_num(iso.r2)}",
+        ))  # fmt: skip
+    if trend is not None and trend.quadratic is not None:
+        q = trend.quadratic
+        lo_ci, hi_ci = q.best_ratio_ci
+        shape = "opens downward" if q.opens_downward else "opens upward (best at an end)"
+        rows.append((
+            "best S/C (quadratic in log(S/C))",
+            f"{_num(q.best_ratio)} ({pct} interval {_num(lo_ci)} to {_num(hi_ci)}); "
+            f"fit {shape}, R^2 {_num(q.r2)}, accuracy at best {_num(q.accuracy_at_best, '.4f')}",
+        ))  # fmt: skip
+    if trend is not None:
+        t = trend.theory
+        inside = {True: "yes", False: "no", None: "n/a"}[t.in_best_ratio_ci]
+        S, C = t.nearest_shape
+        rows.append((
+            "theory: S = C",
+            f"S/C = 1, m* = {t.m_star:,.0f} ({t.m_star_source}); nearest shape S={S}, C={C}; "
+            f"1 inside the best S/C interval: {inside}",
+        ))  # fmt: skip
+        if trend.note:
+            rows.append(("trend note", trend.note))
+    for s in a.kinds.summaries:
+        rows.append((
+            f"{kind_label(s.kind)} accuracy",
+            f"mean {s.mean:.4f} ± {_num(s.std, '.4f')} (sd; n={s.n}, {s.n_shapes} shapes, "
+            f"{s.n_seeds} seeds); best shape {s.best_shape} {s.best_shape_mean:.4f}",
+        ))  # fmt: skip
+    for d in a.kinds.differences:
+        how = f"paired over {d.n_pairs} shape-seed pairs" if d.method == "paired" else "unpaired"
+        rows.append((
+            f"{kind_label(d.a)} - {kind_label(d.b)}",
+            f"{d.difference:+.4f} ({pct} CI {_num(d.ci_low, '+.4f')} to "
+            f"{_num(d.ci_high, '+.4f')}; {how})",
+        ))  # fmt: skip
+    return rows
+
+
+def terminal_lines(
+    info: StudyInfo, analysis: Analysis, per_kind: Mapping[str, Analysis] | None = None
+) -> list[str]:
+    """What ``nas-width report`` prints before the report's path."""
+    lines = [
+        f"study {info.name!r}: budget {info.budget}, data set {info.dataset}, "
+        f"space {info.space}, {info.n_trials} trials",
+        f"verdict: {analysis.verdict.outcome}",
+        f"  {analysis.verdict.text}",
+        f"  criterion: {analysis.verdict.criterion}",
+    ]
+    rows = key_numbers(analysis)
+    width = max(len(label) for label, _ in rows)
+    lines += [f"  {label:<{width}}  {value}" for label, value in rows]
+    for kind, sub in (per_kind or {}).items():
+        lines.append(f"verdict for {kind_label(kind)} alone: {sub.verdict.outcome}")
+        lines.append(f"  {sub.verdict.text}")
+    return lines
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_note(
+    info: StudyInfo,
+    analysis: Analysis,
+    figure_titles: Sequence[str],
+    per_kind: Mapping[str, Analysis] | None = None,
+    report_path: str | None = None,
+) -> str:
+    """The study note for optuna-dashboard: verdict, key numbers, figures, excluded trials."""
+    v = analysis.verdict
+    lines = [
+        f"## nas-width report: {info.name}",
+        "",
+        f"Budget **{info.budget}**, data set **{info.dataset}**, space **{info.space}**, "
+        f"{info.n_trials} trials.",
+        "",
+        f"### Verdict: {v.outcome}",
+        "",
+        v.text,
+        "",
+        f"*Criterion:* {v.criterion}",
+        "",
+        "| quantity | value |",
+        "|---|---|",
+        *(f"| {_md_cell(k)} | {_md_cell(val)} |" for k, val in key_numbers(analysis)),
+    ]
+    if per_kind:
+        lines += ["", "### Each mixing kind alone", ""]
+        lines += [f"- **{kind_label(k)}**: {sub.verdict.text}" for k, sub in per_kind.items()]
+    if figure_titles:
+        lines += ["", "### Figures (saved with this study)", ""]
+        lines += [f"- {title}" for title in figure_titles]
+    lines += ["", f"### Excluded trials ({len(analysis.excluded)})", ""]
+    if analysis.excluded:
+        lines += [f"- trial {e.number} ({e.state}): {e.reason}" for e in analysis.excluded]
+    else:
+        lines.append("none")
+    where = f"; HTML report `{report_path}`" if report_path else ""
+    lines += ["", f"*Generated by nas-width {nas_width.__version__}{where}.*", ""]
+    return "\n".join(lines)

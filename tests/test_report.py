@@ -1,0 +1,452 @@
+"""``nas-width report`` on synthetic stored studies: text, JSON, HTML, the dashboard, bad input.
+
+Studies are built directly with Optuna in a temporary SQLite file, with the user attributes a
+nas-width search writes (S, C, m, mixing, seed, flops, params, epochs, config; the ``shape``
+parameter; the study's budget, space and data set). Accuracy rises with log m, so the verdict
+is "supported". One test starts ``nas-width dashboard`` as a real subprocess and reads the
+saved figures and note back through its HTTP API.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState, create_trial
+
+import nas_width
+from nas_width.analysis import TrialRecord, analyze
+from nas_width.cli import app
+from nas_width.cli._app import run
+from nas_width.report import (
+    FIGURE_IDS,
+    best_so_far,
+    build_figures,
+    pareto_numbers,
+    study_info,
+    theory_m_star,
+)
+
+NAME = "digits-params-50k"
+OMEGA = 20_000.0
+TOKENS = (4, 8, 16, 32, 64)
+KINDS = ("mixer", "rp")
+SEEDS = (0, 1)
+
+
+def solve_c(S: int) -> int:
+    """C with S*C*(S+C)/2 = Omega: m = S*C peaks at S = C, as at a real budget."""
+    return max(1, round((-S + math.sqrt(S * S + 8 * OMEGA / S)) / 2))
+
+
+def key(kind: str, S: int) -> str:
+    return f"{kind}-S{S}-p2x2-gt2-gc2-d2"
+
+
+DIST = {"shape": CategoricalDistribution([key(k, S) for k in KINDS for S in TOKENS])}
+
+
+def attrs(kind: str, S: int, seed: int) -> dict[str, Any]:
+    C = solve_c(S)
+    config = {"channels": C, "depth": 2, "gamma_token": 2.0, "gamma_channel": 2.0,
+              "mixing": kind, "seed": seed}  # fmt: skip
+    return {"S": S, "C": C, "m": S * C, "mixing": kind, "seed": seed,
+            "flops": 40_000 + 7 * S * C, "params": 50_000 - S, "epochs": 10,
+            "config": config}  # fmt: skip
+
+
+def build_study(
+    path: Path,
+    name: str = NAME,
+    *,
+    complete: bool = True,
+    pareto: bool = False,
+    budget: tuple[str, str, int] = ("params=50k", "params", 50_000),
+) -> str:
+    """A stored study like a finished nas-width search: 20 COMPLETE trials (5 shapes x 2
+    kinds x 2 seeds, accuracy rising with log m), then one PRUNED and one FAIL trial."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///{path}"
+    directions = ["maximize", "minimize"] if pareto else ["maximize"]
+    study = optuna.create_study(storage=url, study_name=name, directions=directions)
+    spec, metric, value = budget
+    study.set_user_attr("budget", spec)
+    study.set_user_attr("budget_metric", metric)
+    study.set_user_attr("budget_value", value)
+    study.set_user_attr("space", "mixer")
+    study.set_user_attr("dataset", {"name": "digits", "options": {}})
+    study.set_user_attr("pareto", pareto)
+    study.set_user_attr("nas_width_version", nas_width.__version__)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["val_accuracy", "flops"] if pareto else ["val_accuracy"])
+    rng = np.random.default_rng(0)
+    if complete:
+        for S in TOKENS:
+            for kind in KINDS:
+                for seed in SEEDS:
+                    a = attrs(kind, S, seed)
+                    acc = 0.30 + 0.08 * math.log(a["m"]) + float(rng.normal(0, 0.004))
+                    acc += 0.01 if kind == "mixer" else 0.0
+                    values = [acc, float(a["flops"])] if pareto else [acc]
+                    study.add_trial(
+                        create_trial(values=values, params={"shape": key(kind, S)},
+                                     distributions=DIST, user_attrs=a)
+                    )  # fmt: skip
+    study.add_trial(
+        create_trial(state=TrialState.PRUNED, params={"shape": key("mixer", 4)},
+                     distributions=DIST, user_attrs=attrs("mixer", 4, 2),
+                     intermediate_values={1: 0.4})
+    )  # fmt: skip
+    study.add_trial(
+        create_trial(state=TrialState.FAIL, params={"shape": key("rp", 64)},
+                     distributions=DIST, user_attrs={"fail_reason": "loss is NaN"})
+    )  # fmt: skip
+    return url
+
+
+@pytest.fixture(scope="module")
+def study_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The bytes of the stored study, built once and copied into each test's directory."""
+    path = tmp_path_factory.mktemp("study") / "s.db"
+    build_study(path)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def db(tmp_path: Path, study_bytes: bytes) -> Path:
+    path = tmp_path / "store" / "s.db"
+    path.parent.mkdir()
+    path.write_bytes(study_bytes)
+    return path
+
+
+def invoke(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = run(app, [str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
+    }
+
+
+def system_attrs(url: str, name: str = NAME) -> dict[str, Any]:
+    """The study's system attributes, where optuna-dashboard keeps figures and notes."""
+    study = optuna.load_study(study_name=name, storage=url)
+    return dict(study._storage.get_study_system_attrs(study._study_id))
+
+
+def test_report_prints_the_verdict_and_writes_a_self_contained_html(
+    capsys: pytest.CaptureFixture[str], db: Path, tmp_path: Path
+) -> None:
+    out_html = tmp_path / "r.html"
+    code, out, err = invoke(capsys, "report", "--storage", f"sqlite:///{db}", "-o", out_html)
+    assert (code, err) == (0, ""), err
+    assert "verdict: supported" in out
+    assert "Supported: accuracy rises with width m" in out
+    assert re.search(r"trials used / pruned / failed / other +20 / 1 / 1 / 0", out), out
+    assert re.search(r"Spearman rho \(m, accuracy\) +\+0\.\d{3} \(95% CI \+0\.\d{3} to ", out)
+    assert "Kendall tau (m, accuracy)" in out
+    assert re.search(r"best S/C \(quadratic in log\(S/C\)\) +\d", out), out
+    assert "theory: S = C" in out
+    assert re.search(r"Mixer accuracy +mean 0\.\d{4} ± 0\.\d{4}", out), out
+    assert re.search(r"RP-Mixer accuracy +mean 0\.\d{4}", out), out
+    assert "Mixer - RP-Mixer  " in out
+    assert "paired over 10 shape-seed pairs" in out
+    assert f"wrote {out_html.resolve()}" in out
+    assert f"saved 5 figures and a note into study {NAME!r}" in out
+
+    page = out_html.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert f"Width study {NAME}" in page
+    assert "Verdict: supported" in page
+    assert "budget <b>params=50k</b>" in page
+    assert "data set <b>digits</b>" in page
+    assert "S = C" in page
+    # One objective, but FLOPs vary among the trials: the front is drawn too.
+    assert page.count('class="plotly-graph-div"') == 5
+    for fid in FIGURE_IDS:
+        assert f'id="{fid}"' in page
+    assert "plotly.js v" in page  # the library itself, inline
+    assert not re.search(r"<script[^>]+src=", page)
+    assert '<script src="http' not in page
+    assert "<link" not in page
+    assert re.search(r"<td>20</td><td>PRUNED</td><td>pruned</td>", page)
+    assert re.search(r"<td>21</td><td>FAIL</td><td>failed</td>", page)
+    assert f"Generated by nas-width {nas_width.__version__}" in page
+
+
+def test_report_json_saves_figures_and_note_and_a_second_run_replaces_them(
+    capsys: pytest.CaptureFixture[str], db: Path, tmp_path: Path
+) -> None:
+    import optuna_dashboard
+
+    url = f"sqlite:///{db}"
+    code, out, err = invoke(capsys, "report", "--storage", url, "-o", tmp_path / "r.html",
+                            "--json", "--per-kind")  # fmt: skip
+    assert (code, err) == (0, ""), err
+    data = json.loads(out)  # nothing but the JSON
+    assert data["verdict"]["outcome"] == "supported"
+    assert data["correlation"]["spearman"]["estimate"] > 0.5
+    assert data["counts"] == {"used": 20, "pruned": 1, "failed": 1, "other": 0}
+    assert data["report"] == str((tmp_path / "r.html").resolve())
+    assert data["study"] == NAME
+    assert data["saved_to_study"] is True
+    assert set(data["per_kind"]) == set(KINDS)
+    assert data["per_kind"]["mixer"]["counts"]["used"] == 10
+    assert data["trend"]["theory"]["m_star_source"] == "observed"
+
+    study = optuna.load_study(study_name=NAME, storage=url)
+    note = optuna_dashboard.get_note(study)
+    assert note.startswith(f"## nas-width report: {NAME}")
+    assert "### Verdict: supported" in note
+    assert "### Each mixing kind alone" in note
+    # optuna-dashboard has no public call that lists saved figures; its reader is private.
+    from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
+
+    saved = get_plotly_graph_objects(system_attrs(url))
+    assert set(saved) == set(data["figures"])
+    assert set(saved) <= set(FIGURE_IDS)
+    titles = {json.loads(g)["layout"]["title"]["text"] for g in saved.values()}
+    assert "Accuracy vs log(S/C) at the fixed budget" in titles
+
+    before = system_attrs(url)
+    code, _, err = invoke(capsys, "report", "--storage", url, "-o", tmp_path / "r.html")
+    assert (code, err) == (0, ""), err
+    after = system_attrs(url)
+    assert after["dashboard:note_ver"] == before["dashboard:note_ver"] + 1
+    assert set(after) == set(before)  # the same keys: replaced, not added
+    assert get_plotly_graph_objects(after).keys() == saved.keys()
+    replaced = optuna_dashboard.get_note(study)
+    assert replaced.count("## nas-width report") == 1
+    assert "Each mixing kind alone" not in replaced  # the second run had no --per-kind
+
+
+def test_no_save_leaves_the_storage_bytes_unchanged_and_the_html_is_reproducible(
+    capsys: pytest.CaptureFixture[str], db: Path, tmp_path: Path
+) -> None:
+    before = snapshot(db.parent)
+    pages = []
+    for name in ("a.html", "b.html"):
+        code, out, err = invoke(capsys, "report", "--storage", f"sqlite:///{db}", "--no-save",
+                                "--seed", "3", "-o", tmp_path / name)  # fmt: skip
+        assert (code, err) == (0, ""), err
+        assert "saved" not in out
+        pages.append((tmp_path / name).read_text())
+    assert snapshot(db.parent) == before
+    assert pages[0] == pages[1]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:  # loopback only
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def console_script() -> list[str]:
+    exe = shutil.which("nas-width", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-c", "from nas_width.cli import main; main()"]
+
+
+@pytest.mark.slow
+def test_report_subprocess_then_the_dashboard_serves_its_figures_and_note(
+    db: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{db}"
+    done = subprocess.run(
+        [*console_script(), "report", "--storage", url, "-o", "r.html"],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert "verdict: supported" in done.stdout
+    assert f"wrote {tmp_path / 'r.html'}" in done.stdout
+    port = free_port()
+    log_path = tmp_path / "dashboard.out"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [*console_script(), "dashboard", "--storage", url, "--port", str(port)],
+            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            base = f"http://127.0.0.1:{port}/api/studies"
+            summaries = None
+            deadline = time.monotonic() + 30
+            while summaries is None and time.monotonic() < deadline:
+                assert server.poll() is None, log_path.read_text()
+                try:
+                    summaries = get_json(base)["study_summaries"]
+                except (urllib.error.URLError, ConnectionError):
+                    time.sleep(0.3)
+            assert summaries is not None, "the dashboard did not answer within 30 s"
+            (study_id,) = [s["study_id"] for s in summaries if s["study_name"] == NAME]
+            detail = get_json(f"{base}/{study_id}?after=0")
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
+    assert detail["name"] == NAME
+    assert detail["note"]["version"] == 1
+    assert "### Verdict: supported" in detail["note"]["body"]
+    graphs = {g["id"]: json.loads(g["graph_object"]) for g in detail["plotly_graph_objects"]}
+    assert "nas-width-accuracy-vs-ratio" in graphs
+    ratio = graphs["nas-width-accuracy-vs-ratio"]
+    labels = [a.get("text") for a in ratio["layout"].get("annotations", [])]
+    assert "theory: S = C" in labels
+    assert len(graphs) == 5
+
+
+# Bad input: each exits 2 with one line naming the value, and leaves every file as it was.
+BAD = [
+    pytest.param(
+        ["--storage", "sqlite:///new.db"],
+        r"'sqlite:///new\.db' does not exist",
+        id="missing-storage",
+    ),
+    pytest.param(
+        ["--storage", "sqlite:///s.db", "--study-name", "nope"], "'nope'", id="unknown-study"
+    ),
+    pytest.param(
+        ["--storage", "sqlite:///empty.db"],
+        "study 'unfinished' has no finished trial to analyze",
+        id="no-complete-trial",
+    ),
+    pytest.param(
+        ["--storage", "sqlite:///s.db", "-o", "nodir/r.html"],
+        "directory 'nodir' does not exist",
+        id="output-directory-missing",
+    ),
+    pytest.param(
+        ["--storage", "sqlite:///s.db", "-o", "."], "is a directory", id="output-is-a-directory"
+    ),
+    pytest.param(
+        ["--storage", "sqlite:///zero.db"],
+        r"'sqlite:///zero\.db' is not an Optuna study database",
+        id="zero-byte-sqlite",
+    ),
+    pytest.param(["--storage", "sqlite:///s.db", "--seed", "-1"], "got -1", id="negative-seed"),
+]
+
+
+@pytest.mark.parametrize(("args", "named"), BAD)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    study_bytes: bytes,
+    args: list[str],
+    named: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.db").write_bytes(study_bytes)
+    (tmp_path / "zero.db").write_bytes(b"")
+    build_study(tmp_path / "empty.db", "unfinished", complete=False)
+    before = snapshot(tmp_path)
+    code, out, err = invoke(capsys, "report", *args)
+    assert (code, out) == (2, ""), err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("nas-width"), err
+    assert re.search(named, err), err
+    assert snapshot(tmp_path) == before  # no report, no storage, nothing saved
+
+
+def test_two_objective_study_draws_the_pareto_front_of_best_trials(tmp_path: Path) -> None:
+    url = build_study(tmp_path / "p.db", "pareto", pareto=True)
+    study = optuna.load_study(study_name="pareto", storage=url)
+    from nas_width.analysis import records_from_study
+
+    records = records_from_study(study)
+    a = analyze(records, n_boot=200, n_perm=200)
+    info = study_info(study, url, a, records)
+    assert info.two_objective
+    assert set(info.front) == {t.number for t in study.best_trials}
+    figures = build_figures(a, records, info)
+    assert list(figures) == list(FIGURE_IDS)
+    front = figures["nas-width-pareto"].data[1]
+    assert list(front.x) == sorted(front.x)
+    assert figures["nas-width-pareto"].layout.xaxis.title.text == "FLOPs per sample (fvcore)"
+    assert figures["nas-width-accuracy-vs-m"].layout.xaxis.type == "log"
+
+
+def record(n: int, acc: float | None, flops: int | None) -> TrialRecord:
+    return TrialRecord(n, "COMPLETE", "mixer", 4, 4, 16, 0, acc, flops=flops)
+
+
+def test_pareto_numbers_and_best_so_far() -> None:
+    recs = [record(0, 0.5, 100), record(1, 0.7, 200), record(2, 0.6, 300), record(3, 0.9, 400),
+            record(4, 0.4, 50), record(5, 0.9, 400), record(6, 0.8, None)]  # fmt: skip
+    assert pareto_numbers(recs) == (4, 0, 1, 3)
+    assert best_so_far(recs[:4]) == [0.5, 0.7, 0.7, 0.9]
+
+
+@pytest.mark.parametrize(
+    ("attrs", "configs", "expected"),
+    [
+        ({"budget_metric": "mixing_flops", "budget_value": 4 * 2 * 2.0 * 1000**1.5},
+         [{"depth": 2, "gamma_token": 2.0, "gamma_channel": 2.0}] * 3, 1000.0),
+        ({"budget_metric": "params", "budget_value": 50_000},
+         [{"depth": 2, "gamma_token": 2.0, "gamma_channel": 2.0}], None),
+        ({"budget_metric": "mixing_flops", "budget_value": 1e6},
+         [{"depth": 2, "gamma_token": 2.0, "gamma_channel": 2.0},
+          {"depth": 3, "gamma_token": 2.0, "gamma_channel": 2.0}], None),
+        ({"budget_metric": "mixing_flops", "budget_value": 1e6},
+         [{"depth": 2, "gamma_token": 2.0, "gamma_channel": 4.0}], None),
+    ],
+    ids=["mixing-flops", "params", "two-depths", "two-gammas"],
+)  # fmt: skip
+def test_theory_m_star_only_where_the_budget_has_a_closed_form(
+    attrs: dict[str, Any], configs: list[dict[str, Any]], expected: float | None
+) -> None:
+    got = theory_m_star(attrs, configs)
+    assert got == (None if expected is None else pytest.approx(expected))
+
+
+def test_a_mixing_flops_study_reports_the_given_m_star(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    budget = ("mixing_flops=1M", "mixing_flops", 1_000_000)
+    url = build_study(tmp_path / "f.db", "flops", budget=budget)
+    code, out, err = invoke(capsys, "report", "--storage", url, "--json", "--no-save",
+                            "-o", tmp_path / "f.html")  # fmt: skip
+    assert (code, err) == (0, ""), err
+    theory = json.loads(out)["trend"]["theory"]
+    assert theory["m_star_source"] == "given"
+    assert theory["m_star"] == pytest.approx((1e6 / (4 * 2 * 2.0)) ** (2 / 3))
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import sys, nas_width.report, nas_width.cli; "
+        "print(sorted(m for m in ('plotly', 'optuna_dashboard', 'sklearn') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]"
