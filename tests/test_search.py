@@ -208,3 +208,26 @@ def test_bad_search_input_touches_no_storage(tmp_path: Path) -> None:
     with pytest.raises(NasWidthError, match="does not exist"):
         search(path, resume=True)
     assert not db.exists()
+
+
+def test_grid_sweep_runs_every_shape_once_with_replicate_seeds(tmp_path: Path) -> None:
+    """trials = "all" with the grid sampler: one trial per feasible shape, seeds as replicates."""
+    path = write_study(tmp_path, sampler="grid", trials="all")
+    space = tmp_path / "space-tiny.toml"
+    text = space.read_text().replace('["mixer", "rp"]', '["mixer"]')
+    space.write_text(text.replace("[[2, 2], [4, 2], [2, 4], [4, 4], [1, 2]]", "[[2, 2], [2, 4]]")
+                     + "seeds = [0, 1]\n")  # fmt: skip
+    expected = prepare(load_study(path), "5k").shapes
+    assert len(expected) == 4
+    outcome = search(path)
+    trials = stored(path).trials
+    shapes = {t.params["shape"] for t in trials}
+    assert outcome.states["COMPLETE"] == len(trials) == 4
+    assert shapes == set(expected)
+    assert {key.rsplit("-", 1)[1] for key in shapes} == {"s0", "s1"}
+    assert {(t.user_attrs["S"], t.user_attrs["seed"]) for t in trials} == {
+        (16, 0),
+        (16, 1),
+        (8, 0),
+        (8, 1),
+    }

@@ -32,6 +32,7 @@ SLOW = {("sw-mlp", "flops=200k"), ("sw-mlp", "flops=1M")}
 PAIRS = [
     pytest.param(s, b, marks=pytest.mark.slow if (s, b) in SLOW else (), id=f"{s}-{b}")
     for s in SPACES
+    if s != "sweep"  # three seeds of the sw-mlp space again: covered by the sw-mlp rows
     for b in ("50k", "flops=200k", "flops=1M")
 ]
 
@@ -62,7 +63,8 @@ def test_shipped_space_loads(name: str) -> None:
     assert len(space.hash) == 12
     candidates = list(space.candidates(*DIGITS))
     assert candidates
-    keys = [shape_key(c) for c in candidates]
+    with_seed = len({c.seed for c in candidates}) > 1
+    keys = [shape_key(c, with_seed) for c in candidates]
     assert len(set(keys)) == len(keys)  # no two candidates collapse onto one key
 
 

@@ -125,20 +125,25 @@ def prepare(spec: StudySpec, budget: str | None = None, study_name: str | None =
     else:
         shapes = space.shapes(spec_budget, data.input_shape, data.num_classes)
     name = study_name or default_study_name(spec, spec_budget)
+    if spec.trials == "all":
+        spec = spec.replace(trials=len(shapes))
     return Prepared(spec, spec_budget, space, data, shapes, name)
 
 
 def _sampler(spec: StudySpec, shapes: dict[str, MixerConfig]) -> optuna.samplers.BaseSampler:
-    """The study's sampler, seeded; all but grid wrapped to skip shapes already tried."""
+    """The study's sampler, seeded, wrapped to skip shapes already tried.
+
+    "grid" is every shape once in a seeded random order: Optuna's GridSampler calls
+    ``Study.stop`` when its grid is used up, which fails outside ``Study.optimize`` (Ray drives
+    the study through ask and tell).
+    """
     import optuna
 
     from nas_width.search.sampler import UntriedShapes
 
     seed = spec.seed
-    if spec.sampler == "grid":
-        return optuna.samplers.GridSampler({"shape": list(shapes)}, seed=seed)
     base: optuna.samplers.BaseSampler
-    if spec.sampler == "random":
+    if spec.sampler in ("random", "grid"):
         base = optuna.samplers.RandomSampler(seed=seed)
     elif spec.sampler == "gp":
         base = optuna.samplers.GPSampler(seed=seed)
@@ -246,14 +251,14 @@ def run_search(
     study, recovered = open_search_study(prepared, resume)
     if recovered:
         echo(f"marked interrupted trials {recovered} as failed; their shapes are queued again")
-    remaining = spec.trials - stored.finished_count(study)
+    remaining = int(spec.trials) - stored.finished_count(study)
     if remaining > 0:
         echo(
             f"study {prepared.study_name!r}: {remaining} trial(s) to run over "
             f"{len(prepared.shapes)} feasible shapes at budget {prepared.budget} "
             f"(+/-{prepared.budget.tolerance:.0%}), storage {spec.storage}"
         )
-        printer = TrialPrinter(echo, spec.trials, study, spec.recipe.epochs)
+        printer = TrialPrinter(echo, int(spec.trials), study, spec.recipe.epochs)
         _tune(prepared, study, remaining, address, printer)
     outcome = summarize(study, prepared)
     outcome.seconds = time.perf_counter() - start

@@ -81,7 +81,7 @@ class StudySpec:
     tolerance: float = 0.02
     space: str = "mixer"
     sampler: str = "tpe"
-    trials: int = 16
+    trials: int | str = 16  # or "all": one trial per feasible shape (a grid sweep)
     seed: int = 0
     scheduler: str = "none"
     storage: str = DEFAULT_STORAGE
@@ -103,7 +103,10 @@ class StudySpec:
             raise ConfigError(f"sampler {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"scheduler {self.scheduler!r} is not one of {', '.join(SCHEDULERS)}")
-        expect("trials", self.trials, int, "a positive integer", lambda v: v >= 1)
+        expect(
+            "trials", self.trials, (int, str), 'a positive integer or "all"',
+            lambda v: v == "all" if isinstance(v, str) else v >= 1,
+        )  # fmt: skip
         if self.pareto and self.scheduler == "asha":
             raise ConfigError("--pareto (two objectives) cannot use the asha scheduler")
         if self.pareto and self.sampler not in ("nsga2", "random", "tpe"):

@@ -68,7 +68,11 @@ def train_shape(
             raise _ReportInterrupted(err) from err
 
     try:
-        fit(cfg, Recipe.from_dict(recipe), data, device=device, report=report)
+        # A shape's seed is its replicate: it draws the permutations and masks (config.seed)
+        # and offsets the recipe's seed for weights, batch order and augmentation.
+        plan = Recipe.from_dict(recipe)
+        plan = plan.replace(seed=plan.seed + cfg.seed)
+        fit(cfg, plan, data, device=device, report=report)
     except _ReportInterrupted as wrapped:
         raise wrapped.original from None
     except Exception as err:  # the trial failed; the search goes on
