@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -31,3 +35,27 @@ def small_config(mixing: str = "mixer", **overrides: object) -> MixerConfig:
     }
     fields.update(overrides)
     return MixerConfig(**fields)  # type: ignore[arg-type]
+
+
+def invoke(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    """Run the CLI in-process: (exit code, stdout, stderr) of just this command."""
+    from nas_width.cli import app
+    from nas_width.cli._app import run
+
+    capsys.readouterr()  # drop what the setup printed (Optuna logs a created study)
+    code = run(app, [str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file under ``directory`` with its bytes: what bad input must leave as it was."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
+    }
+
+
+def console_script() -> list[str]:
+    """The installed ``nas-width`` next to this Python, for tests that run a real process."""
+    exe = shutil.which("nas-width", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-c", "from nas_width.cli import main; main()"]

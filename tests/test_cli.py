@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,17 +10,10 @@ from pathlib import Path
 import pytest
 
 from nas_width import MixerConfig, measure
-from nas_width.cli import app
-from nas_width.cli._app import run
+from tests.conftest import console_script, invoke
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "digits_mixer.json"
-
-
-def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(app, [str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_count_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
@@ -114,20 +106,15 @@ def test_corrupt_config_files_exit_2(
     assert len(err.strip().splitlines()) == 1
 
 
-def _console_script() -> list[str]:
-    exe = shutil.which("nas-width", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-c", "from nas_width.cli import main; main()"]
-
-
 def test_console_script_runs_as_a_subprocess() -> None:
     done = subprocess.run(
-        [*_console_script(), "count", str(EXAMPLE), "--budget", "50k", "--json"],
+        [*console_script(), "count", str(EXAMPLE), "--budget", "50k", "--json"],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert abs(json.loads(done.stdout)["params"] / 50_000 - 1) <= 0.02
     bad = subprocess.run(
-        [*_console_script(), "count", str(EXAMPLE), "--budget", "lots"],
+        [*console_script(), "count", str(EXAMPLE), "--budget", "lots"],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert bad.returncode == 2

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,8 +24,7 @@ import pytest
 
 import nas_width
 from nas_width import MixerConfig, measure
-from nas_width.cli import app
-from nas_width.cli._app import run
+from tests.conftest import console_script, invoke, snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -63,30 +60,11 @@ def write_study(directory: Path, name: str = "tiny", extra: str = "") -> Path:
     return path
 
 
-def console_script() -> list[str]:
-    exe = shutil.which("nas-width", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-c", "from nas_width.cli import main; main()"]
-
-
 def cli(cwd: Path, *args: str | Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*console_script(), *map(str, args)],
         cwd=cwd, capture_output=True, text=True, check=False, timeout=timeout,
     )  # fmt: skip
-
-
-def invoke(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    capsys.readouterr()  # drop what the setup printed (Optuna logs a created study)
-    code = run(app, [str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def snapshot(directory: Path) -> dict[str, bytes]:
-    """Every file under ``directory`` with its bytes: what bad input must leave as it was."""
-    return {
-        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
-    }
 
 
 @dataclass
@@ -370,7 +348,7 @@ BAD = [
     ),
     pytest.param(
         [*SEARCH, "--storage", S_NEW, "--trials", "0"],
-        "trials must be a positive integer, got 0",
+        "trials must be a positive integer.*got 0",
         id="search-zero-trials",
     ),
     pytest.param(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,8 +30,6 @@ from optuna.trial import TrialState, create_trial
 
 import nas_width
 from nas_width.analysis import TrialRecord, analyze
-from nas_width.cli import app
-from nas_width.cli._app import run
 from nas_width.report import (
     FIGURE_IDS,
     best_so_far,
@@ -41,6 +38,7 @@ from nas_width.report import (
     study_info,
     theory_m_star,
 )
+from tests.conftest import console_script, invoke, snapshot
 
 NAME = "digits-params-50k"
 OMEGA = 20_000.0
@@ -134,19 +132,6 @@ def db(tmp_path: Path, study_bytes: bytes) -> Path:
     path.parent.mkdir()
     path.write_bytes(study_bytes)
     return path
-
-
-def invoke(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = run(app, [str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def snapshot(directory: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
-    }
 
 
 def system_attrs(url: str, name: str = NAME) -> dict[str, Any]:
@@ -266,11 +251,6 @@ def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:  # loopback only
         assert response.status == 200
         return json.loads(response.read())
-
-
-def console_script() -> list[str]:
-    exe = shutil.which("nas-width", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-c", "from nas_width.cli import main; main()"]
 
 
 @pytest.mark.slow

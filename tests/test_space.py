@@ -72,7 +72,7 @@ def test_shipped_space_loads(name: str) -> None:
 def test_shipped_study_loads_and_names_a_shipped_space(name: str) -> None:
     spec = load_study(name)
     assert spec.name == name
-    assert spec.trials >= 1
+    assert spec.trials == "all" or int(spec.trials) >= 1
     load_space(spec.space)
 
 
