@@ -105,6 +105,12 @@ def search(
         return
     states = ", ".join(f"{n.lower()} {c}" for n, c in outcome.states.items() if c)
     typer.echo(f"study {outcome.study_name!r}: {states} ({outcome.seconds:.0f}s)")
+    if outcome.states.get("RUNNING"):  # Ray stopped on Ctrl-C and returned
+        typer.echo(
+            f"stopped early: {outcome.states['RUNNING']} trial(s) did not finish; continue with "
+            f"nas-width search --study {study} --budget {prepared.budget} --resume",
+            err=True,
+        )
     if outcome.best is None:
         typer.echo("no trial finished its full recipe")
     else:
