@@ -12,6 +12,7 @@ from nas_width.cli.count import count
 from nas_width.cli.dashboard import dashboard
 from nas_width.cli.export import export
 from nas_width.cli.report import report
+from nas_width.cli.scaling import scaling
 from nas_width.cli.search import search
 from nas_width.cli.train import train
 
@@ -30,6 +31,7 @@ app.command("export")(export)
 app.command("train")(train)
 app.command("dashboard")(dashboard)
 app.command("report")(report)
+app.command("scaling")(scaling)
 
 
 @app.callback(invoke_without_command=True)
