@@ -26,7 +26,8 @@ PUBLISHED = {  # Tolstikhin et al. 2021, Table 1: (S at 224, C, depth, D_S, D_C)
     "mixer_l32": (49, 1024, 24, 512, 4096),
     "mixer_l16": (196, 1024, 24, 512, 4096),
     "mixer_h14": (256, 1280, 32, 640, 5120),
-    "mixer_b16w": (256, 588, 12, 502, 2352),
+    "mixer_b16w": (256, 588, 12, 384, 3072),
+    "mixer_ss8": (16, 256, 8, 32, 1024),
 }
 
 
@@ -43,6 +44,16 @@ def test_b16_parameter_count_matches_published() -> None:
     from nas_width.budget import closed_form
 
     assert closed_form(get_config("mixer_b16")).params == pytest.approx(59.9e6, rel=0.005)
+
+
+def test_b16w_holds_b16s_connections_at_the_same_m() -> None:
+    """The paper's widening keeps the budget of connections: B-W's equal B/16's exactly."""
+    from nas_width.budget import closed_form
+
+    b16, b16w = get_config("mixer_b16"), get_config("mixer_b16w")
+    assert b16.tokens * b16.channels == b16w.tokens * b16w.channels == 150_528
+    assert closed_form(b16w).connections == closed_form(b16).connections
+    assert closed_form(b16w).params < closed_form(b16).params
 
 
 @pytest.mark.parametrize("name", list_models())
