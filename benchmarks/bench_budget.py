@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 
 from nas_width import MixerConfig, measure, solve
-from nas_width.budget import parse_budget
+from nas_width.budget import clear_cache, parse_budget
 from nas_width.search import load_space
 
 
@@ -48,19 +48,31 @@ def main() -> None:
     budgets = {"digits 8x8, S=16": "50k", "CIFAR 32x32, S=64": "flops=200M"}
     for name, base in configs.items():
         budget = parse_budget(budgets[name])
-        measure.cache_clear()
+        clear_cache()
         start = time.perf_counter()
         solved = solve(base, budget)
         cold = (time.perf_counter() - start) * 1e3
         warm = _median_ms(lambda b=base, bu=budget: measure(solve(b, bu)), repeats)
         rows.append((f"solve + measure, {name}, budget {budget}, C={solved.channels}", cold, warm))
-    space = load_space("mixer")
-    measure.cache_clear()
-    start = time.perf_counter()
-    shapes = space.shapes(parse_budget("50k"), (1, 8, 8), 10)
-    cold = (time.perf_counter() - start) * 1e3
-    warm = _median_ms(lambda: space.shapes(parse_budget("50k"), (1, 8, 8), 10), repeats)
-    rows.append((f"enumerate space 'mixer' on digits at 50k: {len(shapes)} shapes", cold, warm))
+    enumerations = [("mixer", (1, 8, 8), "digits", "50k")]
+    if not args.quick:  # issue #6: 200+ candidates, fvcore counts included, under 2 s cold
+        enumerations += [
+            ("sweep", (1, 8, 8), "digits", "flops=500k"),
+            ("mixer", (3, 32, 32), "CIFAR-10", "flops=20M"),
+        ]
+    for space_name, shape, data, text in enumerations:
+        space, budget = load_space(space_name), parse_budget(text)
+        candidates = len(list(space.candidates(shape, 10)))
+        clear_cache()
+        start = time.perf_counter()
+        shapes = space.shapes(budget, shape, 10)
+        cold = (time.perf_counter() - start) * 1e3
+        warm = _median_ms(lambda s=space, b=budget, x=shape: s.shapes(b, x, 10), repeats)
+        label = (
+            f"enumerate space {space_name!r} on {data} at {budget}: {candidates} candidates, "
+            f"{len(shapes)} feasible"
+        )
+        rows.append((label, cold, warm))
     print("| work | cold (ms) | warm (ms, median) |")
     print("|---|---:|---:|")
     for label, c, w in rows:

@@ -99,6 +99,16 @@ def test_measure_is_cached_per_config() -> None:
     assert measure(cfg) is measure(cfg.replace())
 
 
+@pytest.mark.parametrize("kind", ["rp", "sw-mlp"])
+def test_seeds_share_one_count_and_it_is_the_seeded_models(kind: str) -> None:
+    """A seed redraws permutations or masks, never a count: replicates share one trace."""
+    cfg = small_config(kind, seed=7)
+    assert measure(cfg) is measure(cfg.replace(seed=0))
+    model = build_model(cfg)  # the real, randomly masked model of seed 7
+    masked = sum(int((b == 0).sum()) for n, b in model.named_buffers() if n.endswith("mask"))
+    assert measure(cfg).params == sum(p.numel() for p in model.parameters()) - masked
+
+
 @pytest.mark.parametrize(
     ("text", "metric", "value"),
     [

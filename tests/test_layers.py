@@ -23,6 +23,7 @@ from nas_width.layers import (
     random_permutation,
     wide_mlp,
 )
+from nas_width.layers.sparse import random_mask, structure_only
 
 # (S, C, gamma): S and C coprime or uneven, hidden = round(gamma * n) not a multiple of n.
 SIZES = [(5, 7, 1.5), (3, 8, 2.0), (9, 4, 0.7), (1, 6, 3.0), (6, 1, 1.0)]
@@ -156,3 +157,18 @@ def test_pk_rejects_bad_shapes() -> None:
         PKMixing(3, 5, 4, 2, torch.arange(15))
     with pytest.raises(ValueError, match="perm_in must have shape"):
         PKMixing(3, 5, 5, 2, torch.arange(14))
+
+
+def test_structure_only_masks_keep_the_fan_in_without_a_random_draw() -> None:
+    """Counting builds a fixed mask with the same fan-in; training builds a random one."""
+    gen = torch.Generator().manual_seed(0)
+    with structure_only():
+        fixed = random_mask(12, 30, 4, gen)
+        assert torch.equal(fixed, random_mask(12, 30, 4, torch.Generator().manual_seed(1)))
+    drawn = random_mask(12, 30, 4, torch.Generator().manual_seed(0))
+    other = random_mask(12, 30, 4, torch.Generator().manual_seed(1))
+    for mask in (fixed, drawn, other):
+        assert torch.equal(mask.sum(dim=1), torch.full((12,), 4.0))
+        assert set(mask.unique().tolist()) == {0.0, 1.0}
+    assert not torch.equal(drawn, other)
+    assert not torch.equal(fixed, drawn)

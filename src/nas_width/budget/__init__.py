@@ -1,7 +1,7 @@
 """Count and solve budgets: fvcore measurement, closed forms, the channel solver."""
 
 from nas_width.budget.closed_form import Counts, closed_form
-from nas_width.budget.measure import Measurement, measure
+from nas_width.budget.measure import Measurement, clear_cache, measure
 from nas_width.budget.solve import DEFAULT_TOLERANCE, METRICS, Budget, parse_budget, solve
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "Budget",
     "Counts",
     "Measurement",
+    "clear_cache",
     "closed_form",
     "measure",
     "parse_budget",

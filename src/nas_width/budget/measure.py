@@ -19,9 +19,10 @@ import torch
 
 from nas_width.config import MixerConfig
 from nas_width.layers import MaskedLinear, MonarchMixing, SparseWideMLP
+from nas_width.layers.sparse import structure_only
 from nas_width.models.mixer import build_model
 
-__all__ = ["Measurement", "measure"]
+__all__ = ["Measurement", "clear_cache", "measure"]
 
 _PARTS = ("token_mix", "channel_mix")
 
@@ -86,9 +87,12 @@ def _fan_in_and_connections(layer: torch.nn.Module, width: int) -> tuple[int, in
     return fc1.in_features, copies * (fc1.weight.numel() + fc2.weight.numel())
 
 
-@functools.lru_cache(maxsize=4096)
 def measure(config: MixerConfig) -> Measurement:
     """Count ``build_model(config)`` with fvcore (cached per config: configs are frozen).
+
+    The seed draws the RP-Mixer's permutations and the SW-MLP's masks, which change no count,
+    so configs that differ only in their seed share one fvcore trace (a sweep's replicates
+    cost one count, not three).
 
     Example:
         >>> from nas_width import MixerConfig, measure
@@ -98,20 +102,30 @@ def measure(config: MixerConfig) -> Measurement:
         >>> r.width, r.density_token, r.density_channel, r.mixing_flops == r.connections
         (256, 0.0625, 0.0625, True)
     """
+    return _measure(config.replace(seed=0))
+
+
+def clear_cache() -> None:
+    """Forget every count (benchmarks time cold counts)."""
+    _measure.cache_clear()
+
+
+@functools.lru_cache(maxsize=4096)
+def _measure(config: MixerConfig) -> Measurement:
     from fvcore.nn import FlopCountAnalysis, parameter_count
 
     S, C = config.tokens, config.channels
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = build_model(config).eval()
-    x = torch.zeros(1, *config.input_shape)
     fvcore_logger = logging.getLogger("fvcore")
     previous = fvcore_logger.level, torch.get_num_threads()
     fvcore_logger.setLevel(logging.ERROR)
-    # Tracing one sample is op-dispatch bound: a second intra-op thread only adds contention
-    # (measured 2.1 s vs 17.7 s for 120 shapes on a busy 2-core machine).
+    # Building and tracing one sample is op-dispatch bound: a second intra-op thread only adds
+    # contention (measured 2.1 s vs 17.7 s for 120 shapes on a busy 2-core machine).
     torch.set_num_threads(1)
     try:
+        with torch.random.fork_rng(devices=[]), structure_only():
+            torch.manual_seed(0)
+            model = build_model(config).eval()
+        x = torch.zeros(1, *config.input_shape)
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             analysis = FlopCountAnalysis(model, x).set_op_handle("aten::baddbmm", _baddbmm_flops)
