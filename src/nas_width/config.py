@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from nas_width.errors import ConfigError
+from nas_width.tomlfile import key_names, loads_json, read_text
 
 __all__ = ["MIXING_KINDS", "MixerConfig", "MixingKind"]
 
 MixingKind = Literal["mixer", "rp", "monarch", "sw-mlp"]
 MIXING_KINDS: tuple[str, ...] = get_args(MixingKind)
+SEED_LIMIT = 1 << 32
 
 
 def _as_int_tuple(name: str, value: Any) -> tuple[int, ...]:
@@ -66,7 +68,8 @@ class MixerConfig:
             permutations), ``"rp"`` (random permutations, the RP-Mixer), ``"monarch"`` (untied
             blocks) or ``"sw-mlp"`` (the dense wide MLP with a static random mask).
         num_classes: outputs of the linear head.
-        seed: seeds the RP-Mixer's permutations and the SW-MLP's masks (not the weights).
+        seed: seeds the RP-Mixer's permutations and the SW-MLP's masks (not the weights);
+            0 <= seed < 2**32.
         density: SW-MLP only: mask density of both sub-layers. ``None`` matches the Mixer's
             densities, 1/C for the token-like and 1/S for the channel-like sub-layer.
 
@@ -120,6 +123,8 @@ class MixerConfig:
         set_(self, "gamma_channel", _positive_float("gamma_channel", self.gamma_channel))
         set_(self, "num_classes", _positive_int("num_classes", self.num_classes))
         set_(self, "seed", _positive_int("seed", self.seed, minimum=0))
+        if self.seed >= SEED_LIMIT:  # permutation generators are seeded with seed * 1_000_003
+            raise ConfigError(f"seed must be an integer in [0, 2**32), got {self.seed}")
         if self.density is not None:
             density = _positive_float("density", self.density)
             if density > 1 or self.mixing != "sw-mlp":
@@ -175,9 +180,9 @@ class MixerConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"a config must be a JSON object, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - names, key=str)
         if unknown:
-            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+            raise ConfigError(f"unknown config key(s): {key_names(unknown)}")
         required = {
             f.name
             for f in dataclasses.fields(cls)
@@ -193,20 +198,14 @@ class MixerConfig:
 
     @classmethod
     def from_json(cls, text: str) -> MixerConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"malformed JSON at line {err.lineno}: {err.msg}") from None
-        return cls.from_dict(data)
+        """Validate and build from JSON text; any malformed text is a one-line ConfigError."""
+        return cls.from_dict(loads_json(text))
 
     @classmethod
     def load(cls, path: str | Path) -> MixerConfig:
         """Read a JSON file of MixerConfig fields."""
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise ConfigError(f"cannot read config file {str(path)!r}: {err.strerror}") from None
+        text = read_text(path)
         try:
             return cls.from_json(text)
         except ConfigError as err:

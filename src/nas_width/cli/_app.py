@@ -24,6 +24,21 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _given(err: typer.TyperException, args: Sequence[str]) -> str | None:
+    """The text given on the command line for the option that ``err`` refuses, if any."""
+    param = getattr(err, "param", None)
+    names = [*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ())]
+    for i, arg in enumerate(args):
+        for name in names:
+            if not name.startswith("-"):
+                continue
+            if arg == name and i + 1 < len(args):
+                return args[i + 1]
+            if arg.startswith(f"{name}="):
+                return arg.removeprefix(f"{name}=")
+    return None
+
+
 def run(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     """Run ``app`` on ``argv`` (default: sys.argv[1:]) and return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -33,6 +48,9 @@ def run(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
         ctx = getattr(err, "ctx", None)
         where = ctx.command_path if ctx is not None else PROG
         message = " ".join(err.format_message().split())
+        given = _given(err, args)
+        if given is not None and repr(given) not in message:
+            message = f"{message}, got {given!r}"
         typer.echo(f"{where}: error: {message}", err=True)
         return int(getattr(err, "exit_code", 2))
     except NasWidthError as err:

@@ -13,9 +13,10 @@ from nas_width.config import MixerConfig
 from nas_width.errors import ConfigError
 from nas_width.models import get_config
 
-__all__ = ["count"]
+__all__ = ["count", "stored_elements"]
 
 _SHAPE_HELP = "comma-separated integers, e.g. 3,32,32"
+MAX_ELEMENTS = 1 << 31  # 8 GiB of float32
 
 
 def _int_tuple(option: str, text: str) -> tuple[int, ...]:
@@ -24,6 +25,31 @@ def _int_tuple(option: str, text: str) -> tuple[int, ...]:
     except ValueError:
         raise ConfigError(f"{option} must be {_SHAPE_HELP}, got {text!r}") from None
     return values
+
+
+def stored_elements(config: MixerConfig) -> int:
+    """Numbers ``build_model(config)`` holds: its parameters (closed form) and, for SW-MLP,
+    the dense m x gamma*m weights and masks of its masked layers."""
+    from nas_width.budget.closed_form import closed_form
+
+    elements = closed_form(config).params
+    if config.mixing == "sw-mlp":
+        S, C = config.tokens, config.channels
+        hidden = config.token_hidden * C + config.channel_hidden * S
+        elements += 4 * config.depth * config.width * hidden  # (W1, W2) x (weight, mask)
+    return elements
+
+
+def _check_size(config: MixerConfig) -> None:
+    """Refuse a config too large to build: fvcore counts a built model."""
+    elements = stored_elements(config)
+    if elements > MAX_ELEMENTS:
+        raise ConfigError(
+            f"config too large to build and count ({elements:.3g} numbers, at most "
+            f"{MAX_ELEMENTS:.3g}): S={config.tokens}, C={config.channels}, depth {config.depth}, "
+            f"gamma_token {config.gamma_token:g}, gamma_channel {config.gamma_channel:g}, "
+            f"num_classes {config.num_classes}, patch_dim {config.patch_dim}"
+        )
 
 
 def _base_config(path: Path | None, model: str | None, fields: dict[str, Any]) -> MixerConfig:
@@ -121,6 +147,7 @@ def count(
     spec = parse_budget(budget, tolerance) if budget is not None else None
     if spec is not None:
         config = solve(config, spec)
+    _check_size(config)
     result = measure(config)
     if as_json:
         payload: dict[str, Any] = {**result.to_dict(), "config": config.to_dict()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 from typing import Annotated
 
@@ -14,14 +15,24 @@ __all__ = ["check_port", "dashboard"]
 
 
 def check_port(host: str, port: int) -> None:
-    """Refuse a port that another process listens on (before the server prints anything)."""
+    """Refuse a port that another process listens on, or a host that is not an address of
+    this machine (before the server prints anything)."""
     if not 0 < port < 65536:
         raise NasWidthError(f"port {port} is not in 1..65535")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as err:
+        reason = getattr(err, "strerror", None) or " ".join(str(err).split())
+        raise NasWidthError(f"host {host!r} is not a known address ({reason})") from None
+    # IPv4 first, as the server listens: "localhost" may also resolve to ::1.
+    family, kind, _, _, address = next((a for a in found if a[0] == socket.AF_INET), found[0])
+    with socket.socket(family, kind) as probe:
         try:
-            probe.bind((host, port))
+            probe.bind(address)
         except OSError as err:
-            raise NasWidthError(f"port {port} on {host} is in use ({err.strerror})") from None
+            if err.errno == errno.EADDRINUSE:
+                raise NasWidthError(f"port {port} on {host} is in use ({err.strerror})") from None
+            raise NasWidthError(f"cannot listen on {host} port {port} ({err.strerror})") from None
 
 
 def dashboard(

@@ -20,6 +20,8 @@ __all__ = ["report"]
 def _check_output(output: Path) -> None:
     """Refuse an output path that cannot be written, before anything is read or saved."""
     parent = output.parent
+    if parent.exists() and not parent.is_dir():
+        raise NasWidthError(f"output {str(output)!r}: {str(parent)!r} is not a directory")
     if not parent.is_dir():
         raise NasWidthError(f"output {str(output)!r}: directory {str(parent)!r} does not exist")
     if output.is_dir():

@@ -2,27 +2,73 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from nas_width.errors import ConfigError
+from nas_width.config import MixerConfig
+from nas_width.errors import ConfigError, NasWidthError
+from nas_width.search.study import DatasetSpec
+from nas_width.tomlfile import check_keys, loads_json, read_text
+from nas_width.train.recipe import Recipe
 
-__all__ = ["train"]
+__all__ = ["Exported", "read_export", "train"]
 
 
-def _read_export(path: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Exported:
+    """A file written by ``nas-width export``, validated: everything training needs."""
+
+    config: MixerConfig
+    recipe: Recipe
+    dataset: DatasetSpec
+    provenance: dict[str, Any]
+
+
+def _dataset(value: Any) -> DatasetSpec:
+    if value is None:
+        return DatasetSpec()
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict):
+        raise ConfigError(f"dataset must be an object, got {value!r}")
+    check_keys("dataset", value, [f.name for f in dataclasses.fields(DatasetSpec)])
+    return DatasetSpec(**value)
+
+
+def read_export(path: Path) -> Exported:
+    """Read and validate an export; whatever the file holds, errors are one-line ConfigErrors
+    that name ``path``."""
+    text = read_text(path)
     try:
-        payload = json.loads(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: malformed JSON at line {err.lineno}: {err.msg}") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict):
-        raise ConfigError(f"{path}: not a nas-width export (no 'config' object)")
-    return payload
+        payload = loads_json(text)
+        if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict):
+            raise ConfigError("not a nas-width export (no 'config' object)")
+        provenance = payload.get("provenance", {})
+        if not isinstance(provenance, dict):
+            raise ConfigError(f"provenance must be an object, got {provenance!r}")
+        return Exported(
+            config=MixerConfig.from_dict(payload["config"]),
+            recipe=Recipe.from_dict(payload.get("recipe", {})),
+            dataset=_dataset(payload.get("dataset")),
+            provenance=provenance,
+        )
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an output directory that cannot be made, before any data is read or trained."""
+    if output.exists() and not output.is_dir():
+        raise NasWidthError(f"output {str(output)!r} is a file; give a directory")
+    parent = output.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # missing directories are created when the model is saved
+    if not parent.is_dir():
+        raise NasWidthError(f"output {str(output)!r}: {str(parent)!r} is not a directory")
 
 
 def train(
@@ -43,32 +89,31 @@ def train(
 
       nas-width train best.json -o runs/best
     """
-    from nas_width.config import MixerConfig
     from nas_width.data import load_dataset
-    from nas_width.train import Recipe, fit, save_trained
+    from nas_width.train import TrialFailed, check_data, fit, resolve_device, save_trained
 
-    payload = _read_export(exported)
-    try:
-        config = MixerConfig.from_dict(payload["config"])
-        recipe = Recipe.from_dict(payload.get("recipe", {}))
-    except ConfigError as err:
-        raise ConfigError(f"{exported}: {err}") from None
-    if epochs is not None:
-        recipe = recipe.replace(epochs=epochs)
-    ds = dict(payload.get("dataset") or {"name": "digits"})
-    data = load_dataset(
-        ds.get("name", "digits"), path=data_dir or ds.get("path"),
-        val_fraction=ds.get("val_fraction", 0.2), split_seed=ds.get("split_seed", 0),
-        **ds.get("options", {}),
-    )  # fmt: skip
-    provenance = payload.get("provenance", {})
+    export = read_export(exported)
+    config, recipe, ds, provenance = export.config, export.recipe, export.dataset, export.provenance
+    if epochs is not None:  # a shorter run keeps at most its own length of warm-up
+        recipe = recipe.replace(epochs=epochs, warmup_epochs=min(recipe.warmup_epochs, epochs))
     if output is None:
         output = Path("runs") / f"{provenance.get('study', 'model')}-t{provenance.get('trial', 0)}"
+    _check_output(output)
+    dev = resolve_device(device)
+    data = load_dataset(
+        ds.name, path=data_dir or ds.path, val_fraction=ds.val_fraction,
+        split_seed=ds.split_seed, **ds.options,
+    )  # fmt: skip
+    check_data(config, data)
     typer.echo(f"training {config.mixing} S={config.tokens} C={config.channels} on "
                f"{data.name} train+val ({len(data.train_and_val()[1])} samples), "
                f"{recipe.epochs} epochs")  # fmt: skip
-    result = fit(config, recipe, data, device=device, final=True, progress=True)
+    try:
+        result = fit(config, recipe, data, device=dev, final=True, progress=True)
+    except TrialFailed as err:
+        raise NasWidthError(f"{exported}: training failed: {err.reason}") from None
     save_trained(output, result, config, recipe, result.metrics(),
-                 {"export": str(exported), "dataset": ds, **provenance})  # fmt: skip
+                 {"export": str(exported), "dataset": dataclasses.asdict(ds),
+                  **provenance})  # fmt: skip
     typer.echo(f"test_accuracy={result.test_accuracy:.4f}; saved to {output} "
                f"(nas_width.load_model({str(output)!r}))")  # fmt: skip

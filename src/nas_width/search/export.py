@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from nas_width.errors import NasWidthError
+from nas_width.config import MixerConfig
+from nas_width.errors import ConfigError, NasWidthError
 from nas_width.search.storage import load_study
 
 __all__ = ["export_trial", "write_json_atomic"]
@@ -58,9 +59,21 @@ def export_trial(storage: str, study_name: str | None, trial: int | None = None)
             raise NasWidthError(f"study {study.study_name!r} has no finished trial to export")
         chosen = max(complete, key=lambda t: t.values[0])
     attrs, study_attrs = chosen.user_attrs, study.user_attrs
+    config = attrs.get("config")
+    if not isinstance(config, dict):
+        raise NasWidthError(
+            f"trial {chosen.number} of {study.study_name!r} has no stored config "
+            "(not a study of nas-width search?)"
+        )
+    try:
+        MixerConfig.from_dict(config)
+    except ConfigError as err:
+        raise NasWidthError(
+            f"trial {chosen.number} of {study.study_name!r} stores an invalid config: {err}"
+        ) from None
     measured = {k: attrs.get(k) for k in MEASURED}
     return {
-        "config": attrs["config"],
+        "config": config,
         "recipe": study_attrs.get("recipe", {}),
         "dataset": study_attrs.get("dataset", {"name": "digits"}),
         "budget": {

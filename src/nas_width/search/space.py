@@ -117,6 +117,9 @@ def _list(where: str, value: Any, kind: type | tuple[type, ...]) -> list[Any]:
 
 def _from_table(name: str, table: dict[str, Any], where: str) -> SearchSpace:
     check_keys(where, table, _KEYS)
+    for key in ("name", "description"):  # strings, so that the definition is plain JSON
+        if key in table:
+            expect(f"{where}: {key}", table[key], str, "a string")
     mixing = _list(f"{where}: mixing", table.get("mixing", ["mixer"]), str)
     bad = [m for m in mixing if m not in MIXING_KINDS]
     if bad:

@@ -14,7 +14,15 @@ Example:
 """
 
 from nas_width.train.checkpoint import CheckpointError, load_model, load_trained, save_trained
-from nas_width.train.loop import EpochReport, FitResult, TrialFailed, evaluate, fit, resolve_device
+from nas_width.train.loop import (
+    EpochReport,
+    FitResult,
+    TrialFailed,
+    check_data,
+    evaluate,
+    fit,
+    resolve_device,
+)
 from nas_width.train.optim import lr_at, make_optimizer, no_weight_decay, parameter_groups
 from nas_width.train.recipe import AUGMENTATIONS, Recipe
 
@@ -25,6 +33,7 @@ __all__ = [
     "FitResult",
     "Recipe",
     "TrialFailed",
+    "check_data",
     "evaluate",
     "fit",
     "load_model",

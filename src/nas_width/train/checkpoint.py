@@ -155,6 +155,10 @@ def _read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path}: corrupt JSON at line {err.lineno}: {err.msg}") from None
+    except ValueError as err:  # an integer of more digits than Python converts
+        raise CheckpointError(f"{path}: corrupt JSON: {' '.join(str(err).split())}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: corrupt JSON: nested too deeply") from None
 
 
 def _read_manifest(directory: Path) -> tuple[MixerConfig, Recipe]:

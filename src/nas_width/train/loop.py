@@ -26,7 +26,15 @@ from nas_width.models import build_model
 from nas_width.train.optim import make_optimizer
 from nas_width.train.recipe import Recipe
 
-__all__ = ["EpochReport", "FitResult", "TrialFailed", "evaluate", "fit", "resolve_device"]
+__all__ = [
+    "EpochReport",
+    "FitResult",
+    "TrialFailed",
+    "check_data",
+    "evaluate",
+    "fit",
+    "resolve_device",
+]
 
 # On CUDA, reading the loss back forces a sync; check for non-finite values every few steps.
 _CUDA_CHECK_EVERY = 16
@@ -88,10 +96,28 @@ class FitResult:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` means CUDA when available, else CPU."""
+    """``None`` means CUDA when available, else CPU.
+
+    Raises:
+        ConfigError: ``device`` is not ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, or is not
+            available on this machine.
+    """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"device {str(device)!r} is not one of cpu, cuda, cuda:N, mps") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (dev.index or 0) >= count:
+            raise ConfigError(f"device {str(device)!r} is not available ({count} CUDA devices)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"device {str(device)!r} is not available on this machine")
+    elif dev.type != "cpu":
+        raise ConfigError(f"device {str(device)!r} is not one of cpu, cuda, cuda:N, mps")
+    return dev
 
 
 @torch.no_grad()
@@ -127,7 +153,8 @@ def evaluate(
     return loss_sum.item() / n, correct.item() / n
 
 
-def _check_data(config: MixerConfig, data: Splits) -> None:
+def check_data(config: MixerConfig, data: Splits) -> None:
+    """Refuse a config whose input shape or number of classes does not fit ``data``."""
     if tuple(config.input_shape) != tuple(data.input_shape):
         raise ConfigError(
             f"config input_shape {list(config.input_shape)} does not match data "
@@ -178,7 +205,7 @@ def fit(
         TrialFailed: the training loss became NaN or infinite.
         ConfigError: the config does not fit the data.
     """
-    _check_data(config, data)
+    check_data(config, data)
     dev = resolve_device(device)
     torch.manual_seed(recipe.seed)
     gen = torch.Generator(device=dev).manual_seed(recipe.seed)

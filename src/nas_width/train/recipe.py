@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from nas_width.errors import ConfigError
+from nas_width.tomlfile import key_names
 
 __all__ = ["AUGMENTATIONS", "Augment", "Recipe"]
 
@@ -112,9 +113,9 @@ class Recipe:
         if not isinstance(data, Mapping):
             raise ConfigError(f"a recipe must be a mapping, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(str(k) for k in set(data) - names)
+        unknown = sorted(set(data) - names, key=str)
         if unknown:
             raise ConfigError(
-                f"unknown recipe key(s): {', '.join(unknown)} (known: {', '.join(sorted(names))})"
+                f"unknown recipe key(s): {key_names(unknown)} (known: {', '.join(sorted(names))})"
             )
         return cls(**data)
