@@ -121,14 +121,17 @@ def solve(
 
     channels = _nearest_channels(count, spec.value)
     solved = config.replace(channels=channels)
-    measured = measure(solved)
-    if getattr(measured, spec.metric) != count(channels):
-        raise RuntimeError(f"fvcore and the closed form disagree on {spec.metric} for {solved}")
-    if not spec.holds(measured):
-        got = getattr(measured, spec.metric)
+    counts = closed_form(solved)
+    got = int(getattr(counts, spec.metric))
+    if not spec.holds(counts):
+        # Refused on the closed form, before fvcore builds the model: a budget beyond any C
+        # would otherwise build (and allocate) the largest C tried.
         raise BudgetError(
             f"budget {spec} cannot be met within {spec.tolerance:.0%} at S={config.tokens}, "
             f"mixing={config.mixing}: nearest is C={channels} with {_human(got)} "
-            f"({spec.error(measured):+.1%})"
+            f"({spec.error(counts):+.1%})"
         )
+    measured = measure(solved)
+    if getattr(measured, spec.metric) != got:
+        raise RuntimeError(f"fvcore and the closed form disagree on {spec.metric} for {solved}")
     return solved
