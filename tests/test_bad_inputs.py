@@ -158,19 +158,13 @@ class Bad:
     real: bool = False  # run the console script as a subprocess (at most 16 GiB of memory)
 
 
-def bad(case_id: str, command: str, named: str, *, real: bool = False, xfail: str = "") -> Any:
+def bad(case_id: str, command: str, named: str, *, real: bool = False) -> Any:
     """A case of the table; ``command`` is split at spaces (no argument holds one)."""
-    marks = [pytest.mark.xfail(strict=True, reason=xfail)] if xfail else []
-    return pytest.param(Bad(tuple(command.split()), named, real), id=case_id, marks=marks)
+    return pytest.param(Bad(tuple(command.split()), named, real), id=case_id)
 
 
 REAL = True
 SEARCH = f"search --study tiny.toml --storage {S_NEW}"
-JOURNAL_FIX = (
-    "search/storage.py: open_storage() lets JournalStorage replay a file that is not a journal "
-    "(UnicodeDecodeError/JSONDecodeError escape); wrap the JournalStorage(...) call and raise "
-    "StorageError(f'storage {url!r} is not an Optuna journal file')"
-)
 UNREACHABLE = re.escape(repr(POSTGRES))
 
 # fmt: off
@@ -231,7 +225,7 @@ TABLE = [
         "of 'foreign' has no stored config"),
     bad("export-storage-unreachable", f"export --storage {POSTGRES} -o x.json", UNREACHABLE),
     bad("export-journal-over-sqlite", "export --storage journal:good.db -o x.json",
-        r"'journal:good\.db'", xfail=JOURNAL_FIX),
+        r"'journal:good\.db'"),
     # train: the export file, the data, the device, the output
     bad("train-export-not-utf8", "train latin1.json -o run", r"latin1\.json: not UTF-8",
         real=REAL),
@@ -265,7 +259,7 @@ TABLE = [
         r"'best\.json' is not a directory"),
     bad("report-storage-unreachable", f"report --storage {POSTGRES} -o r.html", UNREACHABLE),
     bad("report-journal-over-sqlite", "report --storage journal:good.db -o r.html",
-        r"'journal:good\.db'", xfail=JOURNAL_FIX),
+        r"'journal:good\.db'"),
     # dashboard: ports, hosts, storages
     bad("dashboard-port-in-use", f"dashboard --storage {S_GOOD} --port {BUSY_PORT}",
         f"port {BUSY_PORT} on 127.0.0.1 is in use", real=REAL),

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Annotated, Any
 
 import typer
 
-from nas_width.search.study import DEFAULT_STORAGE, DatasetSpec, Resources, StudySpec, load_study
+from nas_width.search.study import (
+    DEFAULT_MAX_FAILURES,
+    DEFAULT_STORAGE,
+    DatasetSpec,
+    Resources,
+    StudySpec,
+    load_study,
+)
 
 __all__ = ["search"]
+
+#: Exit code of a search stopped by ``--max-failures`` (2 is bad input, 130 Ctrl-C).
+EXIT_FAILURES = 3
+#: Exit code of a search that Ray Tune gave up on (its study is consistent: resume it).
+EXIT_RAY = 4
+EXIT_INTERRUPTED = 130
 
 
 def _overrides(spec: StudySpec, **options: Any) -> StudySpec:
@@ -27,6 +41,17 @@ def _overrides(spec: StudySpec, **options: Any) -> StudySpec:
     res: dict[str, Any] = {k: changes.pop(k) for k in names if k in changes}
     resources = Resources(**{**spec.resources.__dict__, **res})
     return spec.replace(recipe=recipe, dataset=dataset, resources=resources, **changes)
+
+
+def _resume_command(options: dict[str, Any]) -> str:
+    """The command that continues this search: the options it was given, plus ``--resume``."""
+    words = ["nas-width", "search"]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is None or value is False:
+            continue
+        words += [flag] if value is True else [flag, str(value)]
+    return shlex.join([*words, "--resume"])
 
 
 def _describe(best: dict[str, Any], metric: str) -> str:
@@ -52,10 +77,10 @@ def search(
     sampler: Annotated[str | None, typer.Option(help="tpe, random, grid, gp, nsga2.")] = None,
     scheduler: Annotated[str | None, typer.Option(help="none or asha.")] = None,
     storage: Annotated[
-        str | None, typer.Option(help=f"Optuna storage [default: {DEFAULT_STORAGE}].")
+        str | None, typer.Option(help="Optuna storage.", show_default=DEFAULT_STORAGE)
     ] = None,
     study_name: Annotated[
-        str | None, typer.Option(help="Name in the storage [default: STUDY-METRIC-VALUE].")
+        str | None, typer.Option(help="Name in the storage.", show_default="STUDY-METRIC-VALUE")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue the stored study.")] = False,
     pareto: Annotated[
@@ -67,9 +92,23 @@ def search(
     max_concurrent: Annotated[int | None, typer.Option(help="Trials at once.")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampler and training seed.")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Data path (cifar, stl10, npz).")] = None,
+    max_failures: Annotated[
+        int | None,
+        typer.Option(
+            help="Stop the search once this many trials in a row failed; 0 never stops.",
+            show_default=f"{DEFAULT_MAX_FAILURES}, or the study's max_failures",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Search the shapes of a space at a fixed budget and store the study.
+
+    A trial that fails (an exception, a NaN loss, out of memory) ends FAIL with its reason and
+    the search goes on; Ctrl-C stops it cleanly and prints the command that continues it. Only
+    one search runs a study at a time: a second one is refused while the first is alive.
+
+    Exit codes: 0 done, 2 bad input (or the study is in use), 3 stopped by --max-failures,
+    4 Ray failed (the study is kept consistent), 130 interrupted (Ctrl-C).
 
     Examples:
 
@@ -81,36 +120,53 @@ def search(
 
       nas-width search --budget flops=5M --pareto --sampler nsga2
     """
-    from nas_width.search.runner import prepare, run_search
+    from nas_width.search.runner import (
+        RayFailed,
+        SearchInterrupted,
+        TooManyFailures,
+        prepare,
+        run_search,
+    )
 
+    given = {
+        "study": study, "budget": budget, "space": space, "trials": trials, "epochs": epochs,
+        "sampler": sampler, "scheduler": scheduler, "storage": storage, "study_name": study_name,
+        "pareto": pareto, "address": address, "cpus_per_trial": cpus_per_trial,
+        "gpus_per_trial": gpus_per_trial, "max_concurrent": max_concurrent, "seed": seed,
+        "data_dir": data_dir, "max_failures": max_failures,
+    }  # fmt: skip
     spec = _overrides(
         load_study(study), space=space, trials=trials, epochs=epochs, sampler=sampler,
         scheduler=scheduler, storage=storage, pareto=pareto, cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, seed=seed,
-        data_dir=data_dir,
+        data_dir=data_dir, max_failures=max_failures,
     )  # fmt: skip
     prepared = prepare(spec, budget, study_name)
     echo = (lambda _: None) if as_json else typer.echo
+    again = _resume_command(given)
     try:
         outcome = run_search(prepared, resume=resume, address=address, echo=echo)
-    except KeyboardInterrupt:
+    except SearchInterrupted as stop:
+        typer.echo(f"{stop}\ncontinue with: {again}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except TooManyFailures as stop:
         typer.echo(
-            f"interrupted: the study is in {spec.storage}; continue it with "
-            f"nas-width search --study {study} --budget {prepared.budget} --resume",
+            f"nas-width: error: {stop}; fix the cause or raise --max-failures (0: never stop), "
+            f"then continue with: {again}",
             err=True,
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_FAILURES) from None
+    except RayFailed as stop:
+        typer.echo(f"nas-width: error: {stop}; continue with: {again}", err=True)
+        raise typer.Exit(EXIT_RAY) from None
+    except KeyboardInterrupt:  # before any trial started
+        typer.echo(f"interrupted; continue with: {again}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if as_json:
         typer.echo(json.dumps(outcome.__dict__, indent=2, default=str))
         return
     states = ", ".join(f"{n.lower()} {c}" for n, c in outcome.states.items() if c)
     typer.echo(f"study {outcome.study_name!r}: {states} ({outcome.seconds:.0f}s)")
-    if outcome.states.get("RUNNING"):  # Ray stopped on Ctrl-C and returned
-        typer.echo(
-            f"stopped early: {outcome.states['RUNNING']} trial(s) did not finish; continue with "
-            f"nas-width search --study {study} --budget {prepared.budget} --resume",
-            err=True,
-        )
     if outcome.best is None:
         typer.echo("no trial finished its full recipe")
     else:

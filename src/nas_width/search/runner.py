@@ -1,17 +1,29 @@
 """Run a width search: Ray Tune runs the trials, Optuna chooses them and stores the study.
 
 Everything that can be wrong with the input (study file, budget, space, data, storage, a
-mismatched or existing study) is checked before Ray starts and before anything is written.
+mismatched or existing study, a study another search is running) is checked before Ray starts
+and before any trial is touched.
+
+How a search ends: it returns when the study has its trials. Ctrl-C (SIGINT) stops it cleanly:
+Ray stops the running trials, which end FAIL as interrupted with their parameters queued again
+(the rule of :func:`~nas_width.search.storage.recover_interrupted`), and :class:`SearchInterrupted`
+is raised, so that ``--resume`` continues where it stopped. A search whose trials keep failing
+(``max_failures`` in a row) starts no new trial, lets the running ones end and raises
+:class:`TooManyFailures`. A SIGKILL leaves trials RUNNING and the lease stale; ``--resume``
+takes the lease over and recovers them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,7 +39,17 @@ from nas_width.search.study import StudySpec
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["Prepared", "SearchOutcome", "default_study_name", "prepare", "run_search"]
+__all__ = [
+    "Prepared",
+    "RayFailed",
+    "SearchInterrupted",
+    "SearchOutcome",
+    "SearchStopped",
+    "TooManyFailures",
+    "default_study_name",
+    "prepare",
+    "run_search",
+]
 
 PARETO_FRACTIONS = (0.125, 0.25, 0.5, 1.0)
 SHAPE_FIELDS = ("S", "C", "m", "mixing", "gamma_token", "gamma_channel", "depth", "patch")
@@ -87,6 +109,55 @@ class SearchOutcome:
     front: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     recovered: list[int] = field(default_factory=list)
+
+
+class SearchStopped(Exception):  # noqa: N818 (a stop, not a bug: callers print the message)
+    """The search ended before the study had its trials; ``outcome`` is what the study holds."""
+
+    def __init__(self, message: str, outcome: SearchOutcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class SearchInterrupted(SearchStopped):
+    """Ctrl-C (SIGINT): ``interrupted`` lists the trials failed as interrupted and queued again."""
+
+    def __init__(self, outcome: SearchOutcome, interrupted: list[int], target: int) -> None:
+        done = sum(n for s, n in outcome.states.items() if s in ("COMPLETE", "PRUNED"))
+        which = (
+            f"trial(s) {', '.join(map(str, interrupted))} stopped before they finished: marked "
+            "failed (interrupted) and queued again"
+            if interrupted
+            else "no trial was running"
+        )
+        super().__init__(
+            f"interrupted: {which}; {done} of {target} trial(s) done in {outcome.study_name!r}",
+            outcome,
+        )
+        self.interrupted = interrupted
+
+
+class RayFailed(SearchStopped):
+    """Ray Tune raised instead of returning (a worker killed by Ray's memory monitor while it
+    started, a lost cluster): the running trials are failed as interrupted and queued again."""
+
+    def __init__(self, outcome: SearchOutcome, error: Exception, interrupted: list[int]) -> None:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        which = f"; trial(s) {', '.join(map(str, interrupted))} queued again" if interrupted else ""
+        super().__init__(f"Ray stopped the search: {reason}{which}", outcome)
+        self.interrupted = interrupted
+
+
+class TooManyFailures(SearchStopped):
+    """``max_failures`` trials failed in a row; ``failures`` are (trial number, reason)."""
+
+    def __init__(self, outcome: SearchOutcome, failures: list[tuple[int, str]]) -> None:
+        number, reason = failures[-1]
+        super().__init__(
+            f"stopped: {len(failures)} trials in a row failed (last: trial {number}: {reason})",
+            outcome,
+        )
+        self.failures = failures
 
 
 def default_study_name(spec: StudySpec, budget: Budget) -> str:
@@ -154,32 +225,41 @@ def _sampler(spec: StudySpec, shapes: dict[str, MixerConfig]) -> optuna.samplers
     return UntriedShapes(base, seed=seed)
 
 
-def open_search_study(prepared: Prepared, resume: bool) -> tuple[optuna.Study, list[int]]:
-    """Create the study (refusing an existing one) or reopen it for ``resume``."""
+def open_search_study(prepared: Prepared, resume: bool) -> tuple[optuna.Study, stored.Lease]:
+    """Create the study (refusing an existing one) or reopen it for ``resume``; take its lease.
+
+    Raises:
+        StorageError: the study exists (without ``resume``), differs from this search, or is
+            being run by another search.
+    """
     import optuna
 
     url, name = prepared.spec.storage, prepared.study_name
     if resume:
         study = stored.load_study(url, name)
         stored.check_compatible(study, prepared.study_attrs())
-        return study, stored.recover_interrupted(study)
+        return study, stored.acquire_lease(study)
     storage = stored.open_storage(url)
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
-    if name in names:
-        raise stored.StorageError(
-            f"study {name!r} already exists in {url!r}: continue it with --resume, "
-            "or choose another --study-name"
-        )
+    exists = stored.StorageError(
+        f"study {name!r} already exists in {url!r}: continue it with --resume, "
+        "or choose another --study-name"
+    )
+    if name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+        raise exists
     directions: list[Literal["maximize", "minimize"]] = (
         ["maximize", "minimize"] if prepared.spec.pareto else ["maximize"]
     )
-    study = optuna.create_study(study_name=name, storage=storage, directions=directions)
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, directions=directions)
+    except optuna.exceptions.DuplicatedStudyError:  # created by another search just now
+        raise exists from None
+    lease = stored.acquire_lease(study)
     for key, value in prepared.study_attrs().items():
         study.set_user_attr(key, value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(prepared.metrics)
-    return study, []
+    return study, lease
 
 
 def summarize(study: optuna.Study, prepared: Prepared) -> SearchOutcome:
@@ -213,8 +293,18 @@ def summarize(study: optuna.Study, prepared: Prepared) -> SearchOutcome:
 
 
 def _init_ray(address: str | None) -> bool:
-    """Start local Ray (returns True) or join ``address``; quiet, no Ray dashboard."""
+    """Join a Ray cluster, or start a private local Ray (returns True); quiet, no dashboard.
+
+    The cluster is ``address``, else ``RAY_ADDRESS`` (``ray job submit`` sets it for its
+    entrypoint). Without either, a new local Ray starts: never one that ``ray start`` left on
+    this machine, which a bare ``ray.init()`` would join (and then refuse ``num_cpus``).
+
+    Raises:
+        NasWidthError: the cluster cannot be joined from here (one line with Ray's reason).
+    """
     import ray
+
+    from nas_width.errors import NasWidthError
 
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -226,10 +316,19 @@ def _init_ray(address: str | None) -> bool:
         "logging_level": logging.ERROR,
         "log_to_driver": False,
     }
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
-        ray.init(address=address, **kwargs)
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise NasWidthError(
+                f"cannot join the Ray cluster at {address!r}: {reason}. Run the search on a "
+                "node of that cluster; a cluster that checks tokens (the default of `ray "
+                "start`) also needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN_PATH) here"
+            ) from None
         return False
-    ray.init(num_cpus=max(1, int(os.cpu_count() or 1)), **kwargs)
+    ray.init(address="local", num_cpus=max(1, int(os.cpu_count() or 1)), **kwargs)
     return True
 
 
@@ -240,7 +339,14 @@ def run_search(
     address: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> SearchOutcome:
-    """Run the remaining trials of the study with Ray Tune and summarize it."""
+    """Run the remaining trials of the study with Ray Tune and summarize it.
+
+    Raises:
+        StorageError: the study cannot be used (see :func:`open_search_study`).
+        SearchInterrupted: Ctrl-C; the study is consistent and ``resume`` continues it.
+        TooManyFailures: ``max_failures`` trials failed in a row.
+        RayFailed: Ray Tune raised; the study is consistent and ``resume`` continues it.
+    """
     import optuna
 
     from nas_width.search.progress import TrialPrinter
@@ -248,27 +354,70 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
     spec = prepared.spec
-    study, recovered = open_search_study(prepared, resume)
-    if recovered:
-        echo(f"marked interrupted trials {recovered} as failed; their shapes are queued again")
-    remaining = int(spec.trials) - stored.finished_count(study)
-    if remaining > 0:
-        echo(
-            f"study {prepared.study_name!r}: {remaining} trial(s) to run over "
-            f"{len(prepared.shapes)} feasible shapes at budget {prepared.budget} "
-            f"(+/-{prepared.budget.tolerance:.0%}), storage {spec.storage}"
-        )
-        printer = TrialPrinter(echo, int(spec.trials), study, spec.recipe.epochs)
-        _tune(prepared, study, remaining, address, printer)
-    outcome = summarize(study, prepared)
+    target = int(spec.trials)
+    if address or os.environ.get("RAY_ADDRESS"):
+        _init_ray(address)  # a cluster that cannot be joined is refused before any study exists
+    study, lease = open_search_study(prepared, resume)
+    failures: list[tuple[int, str]] = []
+    interrupted: list[int] | None = None
+    try:
+        if lease.taken_over is not None:
+            echo(f"taking over from the search with {stored.describe_lease(lease.taken_over)}")
+        recovered = stored.recover_interrupted(study)
+        if recovered:
+            echo(f"marked interrupted trials {recovered} as failed; their shapes are queued again")
+        remaining = target - stored.finished_count(study)
+        if remaining > 0:
+            echo(
+                f"study {prepared.study_name!r}: {remaining} trial(s) to run over "
+                f"{len(prepared.shapes)} feasible shapes at budget {prepared.budget} "
+                f"(+/-{prepared.budget.tolerance:.0%}), storage {spec.storage}"
+            )
+            printer = TrialPrinter(echo, target, study, spec.recipe.epochs)
+            ray_error: Exception | None = None
+            try:
+                failures = _tune(prepared, study, remaining, address, printer)
+            except KeyboardInterrupt:  # a second Ctrl-C while Ray was stopping
+                interrupted = []
+            except Exception as err:  # Ray itself failed (e.g. its memory monitor killed a worker)
+                ray_error = err
+            finally:
+                with _sigint_deferred():
+                    stopped = stored.recover_interrupted(study)
+            if ray_error is not None:
+                raise RayFailed(summarize(study, prepared), ray_error, stopped) from ray_error
+            if stopped or (not failures and stored.finished_count(study) < target):
+                interrupted = stopped  # Ray returned early: Ctrl-C (or SIGUSR1)
+        outcome = summarize(study, prepared)
+    finally:
+        with _sigint_deferred():
+            lease.release()
     outcome.seconds = time.perf_counter() - start
     outcome.recovered = recovered
+    if interrupted is not None:
+        raise SearchInterrupted(outcome, interrupted, target)
+    if failures:
+        raise TooManyFailures(outcome, failures)
     return outcome
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Ignore Ctrl-C while the study is brought to a consistent state (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _tune(
     prepared: Prepared, study: optuna.Study, trials: int, address: str | None, printer: Any
-) -> None:
+) -> list[tuple[int, str]]:
+    """Run up to ``trials`` trials; returns the failures that stopped it early (or [])."""
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -288,6 +437,7 @@ def _tune(
         sampler=_sampler(spec, prepared.shapes),
         storage=study._storage,
         study_name=study.study_name,
+        max_failures=spec.max_failures,
     )
     scheduler: Any = FIFOScheduler()  # type: ignore[no-untyped-call]
     if spec.scheduler == "asha":
@@ -327,4 +477,6 @@ def _tune(
         finally:
             tune_logger.setLevel(level)
             if started_ray:
-                ray.shutdown()
+                with _sigint_deferred():
+                    ray.shutdown()
+    return list(searcher.failed_in_row) if searcher.gave_up else []

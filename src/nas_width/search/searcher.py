@@ -6,6 +6,9 @@ intermediate values they reported; a trial whose training failed (NaN loss, an e
 FAIL with the reason in its user attributes. Each trial's shape (S, C, m, densities, measured
 parameters and FLOPs) is written to its user attributes when it is suggested, so the dashboard
 shows them while it runs.
+
+With ``max_failures`` set, the searcher suggests no new trial once that many trials in a row
+have failed; Ray lets the running ones end and returns, and the caller reports why it stopped.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from nas_width.budget import measure
@@ -23,7 +27,7 @@ from nas_width.config import MixerConfig
 __all__ = ["WidthSearch", "shape_attrs"]
 
 #: Result keys copied into each finished trial's user attributes.
-RESULT_ATTRS = ("epoch", "images_per_sec", "device", "train_loss", "val_loss")
+RESULT_ATTRS = ("epoch", "images_per_sec", "device", "train_loss", "val_loss", "node_id")
 
 
 def shape_attrs(cfg: MixerConfig) -> dict[str, Any]:
@@ -56,10 +60,13 @@ class WidthSearch(OptunaSearch):
     Args:
         shapes: the feasible shapes by key (computed once, before any trial).
         epochs: the recipe's epochs; a trial that reports fewer was stopped early.
+        max_failures: stop suggesting after this many trials failed in a row (0: never).
         kwargs: passed to OptunaSearch (metric, mode, sampler, storage, study_name).
     """
 
-    def __init__(self, shapes: dict[str, MixerConfig], epochs: int, **kwargs: Any) -> None:
+    def __init__(
+        self, shapes: dict[str, MixerConfig], epochs: int, max_failures: int = 0, **kwargs: Any
+    ) -> None:
         space: dict[str, optuna.distributions.BaseDistribution] = {
             "shape": optuna.distributions.CategoricalDistribution(list(shapes))
         }
@@ -67,6 +74,14 @@ class WidthSearch(OptunaSearch):
         self._shapes = shapes
         self._epochs = epochs
         self._reported: dict[str, set[int]] = {}
+        self.max_failures = max_failures
+        #: (trial number, fail reason) of the trials that failed since the last one that did not.
+        self.failed_in_row: list[tuple[int, str]] = []
+
+    @property
+    def gave_up(self) -> bool:
+        """Whether ``max_failures`` trials in a row failed (no new trial is suggested)."""
+        return 0 < self.max_failures <= len(self.failed_in_row)
 
     @property
     def study(self) -> optuna.Study:
@@ -81,6 +96,8 @@ class WidthSearch(OptunaSearch):
         return isinstance(metric, list)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self.gave_up:
+            return Searcher.FINISHED  # type: ignore[return-value]  # Ray's "no more" marker
         params = super().suggest(trial_id)
         if params is not None:
             trial = self._ot_trials[trial_id]
@@ -117,7 +134,10 @@ class WidthSearch(OptunaSearch):
         if reason is not None:
             trial.set_user_attr("fail_reason", str(reason))
             self._tell(trial_id, None, TrialState.FAIL)
-        elif result.get("epoch", 0) < self._epochs:
+            self.failed_in_row.append((trial.number, str(reason)))
+            return
+        self.failed_in_row.clear()
+        if result.get("epoch", 0) < self._epochs:
             self._tell(trial_id, None, TrialState.PRUNED)  # stopped by the scheduler
         elif self._multi:
             metrics: list[str] = list(self.metric)

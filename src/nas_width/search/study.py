@@ -4,6 +4,10 @@ A study names the data set, the budget (optional here: ``nas-width search --budg
 the search space, the sampler, the number of trials, the training recipe, the scheduler, the
 resources per trial, the seed and the storage. Shipped studies live in ``studies/``; a path to
 any TOML file works too, and command-line options override the file.
+
+``max_failures`` is how many trials may fail in a row before the search stops (0: never), so
+that a search whose every trial fails (a bad recipe, a broken data set, a device out of memory)
+does not spend its whole budget failing; scattered failures never stop it.
 """
 
 from __future__ import annotations
@@ -18,11 +22,20 @@ from nas_width.errors import ConfigError
 from nas_width.tomlfile import check_keys, expect, read_toml
 from nas_width.train import Recipe
 
-__all__ = ["SAMPLERS", "SCHEDULERS", "DatasetSpec", "Resources", "StudySpec", "load_study"]
+__all__ = [
+    "DEFAULT_MAX_FAILURES",
+    "SAMPLERS",
+    "SCHEDULERS",
+    "DatasetSpec",
+    "Resources",
+    "StudySpec",
+    "load_study",
+]
 
 SAMPLERS = ("tpe", "random", "grid", "gp", "nsga2")
 SCHEDULERS = ("none", "asha")
 DEFAULT_STORAGE = "sqlite:///nas-width.db"
+DEFAULT_MAX_FAILURES = 5
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,7 @@ class StudySpec:
     scheduler: str = "none"
     storage: str = DEFAULT_STORAGE
     pareto: bool = False
+    max_failures: int = DEFAULT_MAX_FAILURES  # trials failed in a row that stop the search
     recipe: Recipe = field(default_factory=Recipe)
     resources: Resources = field(default_factory=Resources)
     asha: Asha = field(default_factory=Asha)
@@ -99,6 +113,10 @@ class StudySpec:
         expect("seed", self.seed, int, "an integer >= 0", lambda v: v >= 0)
         expect("storage", self.storage, str, "a storage URL")
         expect("pareto", self.pareto, bool, "true or false")
+        expect(
+            "max_failures", self.max_failures, int, "an integer >= 0 (0: never stop)",
+            lambda v: v >= 0,
+        )  # fmt: skip
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
         if self.scheduler not in SCHEDULERS:

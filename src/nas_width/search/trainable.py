@@ -4,10 +4,18 @@ Public for plugin use: ``make_trainable`` gives a function trainable for a user'
 ``ray.tune.Tuner``, with the data set put in Ray's object store once rather than per trial.
 A trial whose training fails (NaN/inf loss, an exception, a CUDA out-of-memory error) reports a
 final result with an ``error`` and returns; the search goes on and the trial ends FAIL.
+
+Test hook: ``NAS_WIDTH_FAIL_SHAPE`` makes chosen trials fail for real inside the Ray worker (set
+it before Ray starts: workers inherit the environment). It is a comma-separated list of
+``PATTERN[=KIND]``; a trial whose shape key contains PATTERN fails with the first matching KIND
+(default ``NAS_WIDTH_FAIL_SHAPE_KIND``, else ``error``): ``error`` raises a RuntimeError after
+the first epoch, ``oom`` a ``torch.OutOfMemoryError`` as CUDA raises it (CPU-only CI has no real
+one), ``nan`` trains on NaN inputs so that the loss check of :func:`nas_width.train.fit` fails.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable
@@ -21,8 +29,9 @@ from nas_width.train import EpochReport, Recipe, fit
 
 __all__ = ["FAIL_HOOK_ENV", "make_trainable", "train_shape"]
 
-#: Test hook: a trial whose shape key contains this value raises inside training.
+#: Test hook: ``PATTERN[=KIND],...``; a trial whose shape key contains PATTERN fails (KIND).
 FAIL_HOOK_ENV = "NAS_WIDTH_FAIL_SHAPE"
+FAIL_KINDS = ("error", "oom", "nan")
 
 
 class _ReportInterrupted(BaseException):
@@ -45,9 +54,11 @@ def train_shape(
     """Ray function trainable: ``config["shape"]`` picks the MixerConfig to train.
 
     Each result carries the epoch's metrics plus the shape's fvcore FLOPs (the second
-    objective of a Pareto search). ``threads`` is the trial's CPU share: more intra-op threads
+    objective of a Pareto search) and the id of the Ray node that trained it (``node_id``:
+    where a trial ran on a cluster). ``threads`` is the trial's CPU share: more intra-op threads
     than CPUs makes small models many times slower.
     """
+    import ray
     from ray import tune
 
     from nas_width.budget import measure
@@ -58,12 +69,16 @@ def train_shape(
     torch.set_num_threads(max(1, threads))
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    injected = injected_failure(key)
+    if injected == "nan":
+        data = dataclasses.replace(data, x_train=torch.full_like(data.x_train, math.nan))
 
     def report(epoch: EpochReport) -> None:
-        if os.environ.get(FAIL_HOOK_ENV) and os.environ[FAIL_HOOK_ENV] in key:
-            raise _injected_failure(os.environ.get(FAIL_HOOK_ENV + "_KIND", "error"))
+        if injected is not None and injected != "nan":
+            raise _injected_failure(injected)
         try:
-            tune.report({**epoch.to_dict(), "shape": key, "device": device, "flops": flops})
+            tune.report({**epoch.to_dict(), "shape": key, "device": device, "flops": flops,
+                         "node_id": ray.get_runtime_context().get_node_id()})  # fmt: skip
         except BaseException as err:
             raise _ReportInterrupted(err) from err
 
@@ -76,6 +91,8 @@ def train_shape(
     except _ReportInterrupted as wrapped:
         raise wrapped.original from None
     except Exception as err:  # the trial failed; the search goes on
+        if isinstance(err, torch.OutOfMemoryError) and torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the actor is reused by the next trial
         reason = " ".join(f"{type(err).__name__}: {err}".split())[:500]
         tune.report(
             {"error": reason, "shape": key, "device": device, "val_accuracy": math.nan,
@@ -83,11 +100,26 @@ def train_shape(
         )  # fmt: skip
 
 
+def injected_failure(key: str) -> str | None:
+    """The failure kind the test hook injects into the trial of shape ``key`` (None: none)."""
+    rules = os.environ.get(FAIL_HOOK_ENV, "")
+    default = os.environ.get(FAIL_HOOK_ENV + "_KIND", "error")
+    for rule in rules.split(","):
+        pattern, _, kind = rule.strip().partition("=")
+        if pattern and pattern in key:
+            return kind or default
+    return None
+
+
 def _injected_failure(kind: str) -> Exception:
     """Failures a test hook can inject into a trial (CPU-only CI has no real CUDA OOM)."""
     if kind == "oom":
-        return torch.cuda.OutOfMemoryError("CUDA out of memory (injected by a test hook)")
-    return RuntimeError("failure injected by a test hook")
+        return torch.OutOfMemoryError("CUDA out of memory (injected by a test hook)")
+    if kind == "error":
+        return RuntimeError("failure injected by a test hook")
+    return RuntimeError(
+        f"unknown failure kind {kind!r} for the test hook (use one of {FAIL_KINDS})"
+    )
 
 
 def make_trainable(

@@ -1,0 +1,283 @@
+"""A search survives what happens to real searches: SIGKILL, Ctrl-C, a second search at once.
+
+Every search here is a real ``nas-width search`` process on the digits study (a small space,
+tiny epochs) in a session of its own; Ray's processes are its children. A kill is SIGKILL to
+the process group, Ctrl-C is SIGINT to it as a terminal sends it. The storage is polled
+read-only to signal at the right moment (trials finished and trials training), and everything is
+checked in the storage afterwards, on SQLite, a journal file and a PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+from nas_width.search.storage import INTERRUPTED, MAX_ATTEMPTS
+from tests.servers import (
+    Postgres,
+    Search,
+    Searches,
+    postgres_fixture,  # noqa: F401 (the fixture "postgres")
+    read_trials,
+    searches_fixture,  # noqa: F401 (the fixture "searches")
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+BUDGET = "10k"
+STUDY_NAME = "digits-params-10k"  # the default name: study, metric, value
+SPACE = """\
+name = "small"
+mixing = ["mixer", "rp"]
+patch = [[2, 2], [2, 4], [4, 2]]
+gamma_token = [2.0]
+gamma_channel = [2.0, 4.0]
+depth = [1, 2]
+"""
+
+
+def search_args(directory: Path, storage: str, trials: int, epochs: int) -> list[str]:
+    space = directory / "space-small.toml"
+    space.write_text(SPACE)
+    return ["--study", "digits", "--space", str(space), "--budget", BUDGET, "--storage", storage,
+            "--trials", str(trials), "--epochs", str(epochs), "--max-concurrent", "2"]  # fmt: skip
+
+
+def trials_now(storage: str, search: Search) -> list[FrozenTrial]:
+    """The study's trials, or [] until the search says that it runs them.
+
+    Before that line the search may be setting the storage up, and Optuna writes its schema
+    version when it opens a database that has none: a reader must not race it.
+    """
+    if "trial(s) to run" not in search.stdout():
+        return []
+    try:
+        return read_trials(storage, STUDY_NAME)
+    except Exception:  # a journal line half appended
+        return []
+
+
+def training(
+    storage: str, search: Search, after: int = -1, finished: int = 0
+) -> list[FrozenTrial] | None:
+    """Trials that are RUNNING and have reported an epoch (numbered above ``after``), once at
+    least ``finished`` trials are complete; None until then."""
+    trials = trials_now(storage, search)
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    running = [
+        t for t in trials
+        if t.state == TrialState.RUNNING and t.intermediate_values and t.number > after
+    ]  # fmt: skip
+    return running if running and complete >= finished else None
+
+
+def is_finished(t: FrozenTrial) -> bool:
+    if t.state == TrialState.FAIL:
+        return t.user_attrs.get("fail_reason") != INTERRUPTED
+    return t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def record(t: FrozenTrial) -> tuple[object, ...]:
+    """What a finished trial must keep through kills and resumes."""
+    return (t.state, t.params, t.values, t.intermediate_values, t.datetime_complete,
+            t.user_attrs.get("fail_reason"))  # fmt: skip
+
+
+def first_of_chain(t: FrozenTrial) -> int:
+    return int(t.user_attrs.get("retry_of", t.number))
+
+
+def attempt(t: FrozenTrial) -> int:
+    return int(t.user_attrs.get("attempt", 1))
+
+
+def check_interrupted_were_retried_once(trials: list[FrozenTrial], stopped: set[int]) -> None:
+    """Each trial in ``stopped`` ended FAIL (interrupted) and has exactly one retry."""
+    for number in stopped:
+        t = trials[number]
+        assert t.state == TrialState.FAIL, t
+        assert t.user_attrs["fail_reason"] == INTERRUPTED
+        retries = [
+            r for r in trials
+            if "retry_of" in r.user_attrs and first_of_chain(r) == first_of_chain(t)
+            and attempt(r) == attempt(t) + 1
+        ]  # fmt: skip
+        expected = 1 if attempt(t) < MAX_ATTEMPTS else 0
+        assert len(retries) == expected, (t.number, [r.number for r in retries])
+        for r in retries:
+            assert r.params == t.params
+
+
+def sigkill(search: Search) -> None:
+    """SIGKILL the search's process group; Ray's processes must go with it."""
+    search.signal_group(signal.SIGKILL)
+    search.wait(timeout=60)
+    survivors = search.session_gone(timeout=90)
+    assert not survivors, f"processes of the killed search still run: {survivors}"
+
+
+@pytest.fixture(params=["sqlite", "journal", "postgres"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    if request.param == "journal":
+        return f"journal:{tmp_path / 'study.log'}"
+    server: Postgres = request.getfixturevalue("postgres")
+    return server.create_database()
+
+
+def test_sigkill_then_resume_keeps_finished_trials_and_retries_interrupted_ones(
+    searches: Searches, storage: str, tmp_path: Path
+) -> None:
+    """SQLite: kill, resume and kill again, resume to the end; the others: one kill."""
+    target = 6
+    args = search_args(tmp_path, storage, trials=target, epochs=12)
+    kills = 2 if storage.startswith("sqlite") else 1
+    finished: dict[int, tuple[object, ...]] = {}  # before some kill, by trial number
+    stopped: set[int] = set()  # RUNNING when a search was killed
+    killed_pids: list[int] = []
+    last = -1
+    for kill in range(kills):
+        search = searches.start(*args, *(["--resume"] if kill else []))
+        wait_for(
+            "a trial to train while another is finished",
+            lambda run=search, after=last: training(storage, run, after, 1) or not run.alive(),
+        )
+        assert search.alive(), search.stderr()
+        sigkill(search)
+        killed_pids.append(search.process.pid)
+        trials = read_trials(storage, STUDY_NAME)
+        for t in trials:
+            if is_finished(t):
+                assert finished.setdefault(t.number, record(t)) == record(t)
+        running = {t.number for t in trials if t.state == TrialState.RUNNING}
+        assert running, "the kill found no trial running"
+        stopped |= running
+        last = max(t.number for t in trials)
+
+    final = searches.run(*args, "--resume")
+    assert final.process.returncode == 0, final.stderr()
+    out = final.stdout()
+    assert f"taking over from the search with pid {killed_pids[-1]} on host " in out
+    assert re.search(r"^marked interrupted trials \[[\d, ]+\] as failed", out, re.MULTILINE)
+    trials = read_trials(storage, STUDY_NAME)
+    assert sum(is_finished(t) for t in trials) == target
+    assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    for number, kept in finished.items():
+        assert record(trials[number]) == kept, f"trial {number} changed after the kill"
+    check_interrupted_were_retried_once(trials, stopped)
+    assert {t.number for t in trials if t.user_attrs.get("fail_reason") == INTERRUPTED} == stopped
+
+
+@dataclass
+class CtrlC:
+    """One search stopped by Ctrl-C, a second one tried while it ran, then the printed resume."""
+
+    storage: str
+    target: int
+    first: Search
+    second: Search
+    resumed: Search
+    before_second: list[FrozenTrial]
+    after_second: list[FrozenTrial]
+    stopped: list[FrozenTrial]
+    final: list[FrozenTrial] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def ctrl_c(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CtrlC]:
+    directory = tmp_path_factory.mktemp("ctrl-c")
+    runs = Searches(directory)
+    try:
+        storage = f"sqlite:///{directory / 'study.db'}"
+        target = 6
+        args = search_args(directory, storage, trials=target, epochs=30)
+        first = runs.start(*args)
+        before = wait_for("a trial to train", lambda: training(storage, first) or not first.alive())
+        assert first.alive(), first.stderr()
+        second = runs.run(*args, "--resume", timeout=180)
+        after = read_trials(storage, STUDY_NAME)
+        wait_for(
+            "a trial to train while another is finished",
+            lambda: training(storage, first, finished=1) or not first.alive(),
+        )
+        assert first.alive(), first.stderr()
+        first.signal_group(signal.SIGINT)  # as Ctrl-C in a terminal
+        first.wait(timeout=120)
+        stopped = read_trials(storage, STUDY_NAME)
+        command = re.search(r"^continue with: (.+)$", first.stderr(), re.MULTILINE)
+        assert command, first.stderr()
+        words = shlex.split(command[1])
+        assert words[:2] == ["nas-width", "search"], words
+        resumed = runs.start(*words[2:])  # the printed command, as the user would paste it
+        resumed.wait()
+        yield CtrlC(storage, target, first, second, resumed, before, after, stopped,
+                    read_trials(storage, STUDY_NAME))  # fmt: skip
+    finally:
+        runs.cleanup()
+
+
+def test_a_second_search_of_a_running_study_exits_2_naming_the_holder(ctrl_c: CtrlC) -> None:
+    second = ctrl_c.second
+    assert second.process.returncode == 2, second.stderr()
+    assert second.stdout() == ""
+    err = second.stderr()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"nas-width: error: study '{STUDY_NAME}' is in use by the search ")
+    assert f"with pid {ctrl_c.first.process.pid} on host " in err
+    assert re.search(r" since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", err), err
+    # It touched no trial of the running search: what was training is still training or done.
+    before = {t.number: t for t in ctrl_c.before_second}
+    for t in ctrl_c.after_second:
+        assert t.user_attrs.get("fail_reason") != INTERRUPTED
+        if t.number in before and before[t.number].state != TrialState.RUNNING:
+            assert record(t) == record(before[t.number])
+
+
+def test_ctrl_c_exits_130_and_marks_the_running_trials_interrupted(ctrl_c: CtrlC) -> None:
+    first = ctrl_c.first
+    err = first.stderr()
+    assert first.process.returncode == 130, err
+    assert "Traceback" not in err
+    assert not first.session_gone(timeout=60), "Ray processes outlived the interrupted search"
+    stopped = ctrl_c.stopped
+    assert not [t.number for t in stopped if t.state == TrialState.RUNNING]
+    interrupted = {t.number for t in stopped if t.user_attrs.get("fail_reason") == INTERRUPTED}
+    assert interrupted, "Ctrl-C came while trials were training"
+    listed = re.search(r"^interrupted: trial\(s\) ([\d, ]+) stopped before they finished", err,
+                       re.MULTILINE)  # fmt: skip
+    assert listed, err
+    assert {int(n) for n in listed[1].split(", ")} == interrupted
+    done = sum(t.state == TrialState.COMPLETE for t in stopped)
+    assert f"; {done} of {ctrl_c.target} trial(s) done in '{STUDY_NAME}'" in err
+    waiting = [t for t in stopped if t.state == TrialState.WAITING]
+    assert sorted(t.user_attrs["retry_of"] for t in waiting) == sorted(interrupted)
+    for t in waiting:
+        assert t.system_attrs["fixed_params"] == stopped[t.user_attrs["retry_of"]].params
+
+
+def test_the_printed_resume_command_completes_the_study(ctrl_c: CtrlC) -> None:
+    resumed = ctrl_c.resumed
+    assert resumed.process.returncode == 0, resumed.stderr()
+    out = resumed.stdout()
+    assert "taking over" not in out  # Ctrl-C released the study
+    assert "marked interrupted" not in out  # and left nothing RUNNING
+    final = ctrl_c.final
+    assert sum(is_finished(t) for t in final) == ctrl_c.target
+    assert not [t.number for t in final if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    for t in ctrl_c.stopped:
+        if is_finished(t):
+            assert record(final[t.number]) == record(t)
+    interrupted = {t.number for t in ctrl_c.stopped if t.state == TrialState.FAIL}
+    check_interrupted_were_retried_once(final, interrupted)
+    for t in final:
+        if "retry_of" in t.user_attrs:
+            assert t.state == TrialState.COMPLETE

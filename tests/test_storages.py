@@ -1,0 +1,212 @@
+"""The storage rules a resumed search relies on, on every back end: SQLite, journal, PostgreSQL.
+
+Retries of interrupted trials (one per interruption, never a second copy, at most
+``MAX_ATTEMPTS`` runs of the same parameters) and the lease that keeps a second search off a
+study that is being run. No Ray here: trials are asked for and left RUNNING as a killed search
+leaves them; the end-to-end kill/resume runs are in test_resume.py.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from nas_width.search import storage as stored
+from nas_width.search.storage import INTERRUPTED, MAX_ATTEMPTS, StorageError
+from tests.servers import Postgres, postgres_fixture  # noqa: F401 (the fixture "postgres")
+
+SPACE = {"shape": CategoricalDistribution(["a", "b", "c"])}
+BACKENDS = ["sqlite", "journal", "postgres"]
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    if request.param == "journal":
+        return f"journal:{tmp_path / 'study.log'}"
+    server: Postgres = request.getfixturevalue("postgres")
+    return server.create_database()
+
+
+@pytest.fixture
+def study(url: str) -> optuna.Study:
+    return optuna.create_study(study_name="s", storage=stored.open_storage(url))
+
+
+def running(study: optuna.Study, shape: str) -> optuna.trial.Trial:
+    """A trial of ``shape`` left RUNNING, as a SIGKILL leaves it."""
+    study.enqueue_trial({"shape": shape})
+    return study.ask(SPACE)
+
+
+def test_open_storage_reads_back_what_it_wrote(url: str, study: optuna.Study) -> None:
+    trial = running(study, "a")
+    study.tell(trial, 0.5)
+    again = stored.load_study(url, "s")
+    assert [(t.state, t.params, t.values) for t in again.trials] == [
+        (TrialState.COMPLETE, {"shape": "a"}, [0.5])
+    ]
+    assert stored.finished_count(again) == 1
+
+
+def test_interrupted_trials_fail_and_are_retried_once_each(url: str, study: optuna.Study) -> None:
+    done = running(study, "a")
+    study.tell(done, 0.9)
+    left = running(study, "b")
+    assert stored.recover_interrupted(study) == [left.number]
+    trials = stored.load_study(url, "s").trials
+    assert trials[done.number].state == TrialState.COMPLETE  # finished trials are untouched
+    assert trials[done.number].values == [0.9]
+    assert trials[left.number].state == TrialState.FAIL
+    assert trials[left.number].user_attrs["fail_reason"] == INTERRUPTED
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(waiting) == 1
+    assert waiting[0].user_attrs == {"retry_of": left.number, "attempt": 2}
+    assert stored.recover_interrupted(study) == []  # nothing RUNNING: nothing queued twice
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
+    assert stored.finished_count(study) == 1  # an interrupted trial does not count
+
+
+def test_a_retry_that_is_interrupted_is_retried_until_max_attempts(study: optuna.Study) -> None:
+    first = running(study, "c")
+    numbers = [first.number]
+    for attempt in range(2, MAX_ATTEMPTS + 1):
+        assert stored.recover_interrupted(study) == [numbers[-1]]
+        retry = study.ask(SPACE)  # Optuna hands out the queued retry first
+        assert retry.params == {"shape": "c"}
+        assert study.trials[retry.number].user_attrs == {
+            "retry_of": first.number,
+            "attempt": attempt,
+        }
+        numbers.append(retry.number)
+    assert stored.recover_interrupted(study) == [numbers[-1]]  # the last attempt: no retry
+    trials = study.trials
+    assert [trials[n].state for n in numbers] == [TrialState.FAIL] * MAX_ATTEMPTS
+    assert not study.get_trials(states=(TrialState.WAITING, TrialState.RUNNING))
+
+
+def test_recovery_killed_halfway_queues_no_second_copy(study: optuna.Study) -> None:
+    left = running(study, "b")
+    # The retry was queued, then the recovering search died before failing the trial.
+    study.enqueue_trial({"shape": "b"}, user_attrs={"retry_of": left.number, "attempt": 2})
+    assert stored.recover_interrupted(study) == [left.number]
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
+
+
+def test_a_retry_stopped_before_its_parameters_were_suggested_keeps_them(
+    study: optuna.Study,
+) -> None:
+    left = running(study, "a")
+    stored.recover_interrupted(study)
+    popped = study.ask()  # the queued retry, RUNNING, its parameter not suggested yet
+    assert popped.params == {}
+    assert stored.recover_interrupted(study) == [popped.number]
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 1
+    assert waiting[0].user_attrs == {"retry_of": left.number, "attempt": 3}
+    assert study.ask(SPACE).params == {"shape": "a"}
+
+
+def dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def write_lease(study: optuna.Study, **fields: object) -> dict[str, object]:
+    now = time.time()
+    record: dict[str, object] = {
+        "token": "t0", "host": socket.gethostname(), "pid": os.getpid(),
+        "process_start": None, "since": now - 60, "heartbeat": now, **fields,
+    }  # fmt: skip
+    study._storage.set_study_system_attr(study._study_id, stored.LEASE_KEY, record)
+    return record
+
+
+def test_a_live_lease_refuses_a_second_search_naming_the_holder(study: optuna.Study) -> None:
+    lease = stored.acquire_lease(study)
+    try:
+        with pytest.raises(StorageError) as refused:
+            stored.acquire_lease(study)
+        message = str(refused.value)
+        assert "\n" not in message
+        assert "study 's' is in use" in message
+        assert f"pid {os.getpid()} on host {socket.gethostname()} since " in message
+        assert lease.held()
+    finally:
+        lease.release()
+    assert not lease.held()
+    again = stored.acquire_lease(study)  # released: free for the next search
+    assert again.taken_over is None
+    again.release()
+
+
+@pytest.mark.parametrize(
+    ("fields", "stale"),
+    [
+        pytest.param({"pid": "DEAD"}, True, id="this-host-process-gone"),
+        pytest.param({"process_start": "1"}, True, id="this-host-pid-reused"),
+        pytest.param({"host": "elsewhere"}, False, id="other-host-fresh-heartbeat"),
+        pytest.param({"host": "elsewhere", "heartbeat": "OLD"}, True, id="other-host-silent"),
+    ],
+)
+def test_a_stale_lease_is_taken_over_and_a_live_one_is_not(
+    study: optuna.Study, fields: dict[str, object], stale: bool
+) -> None:
+    values = {
+        k: dead_pid() if v == "DEAD" else time.time() - stored.STALE_S - 5 if v == "OLD" else v
+        for k, v in fields.items()
+    }
+    old = write_lease(study, **values)
+    if not stale:
+        with pytest.raises(StorageError, match=r"pid .* on host elsewhere since"):
+            stored.acquire_lease(study)
+        return
+    lease = stored.acquire_lease(study)
+    try:
+        assert lease.taken_over == old
+        assert lease.record["pid"] == os.getpid()
+        assert lease.held()
+    finally:
+        lease.release()
+
+
+def test_the_lease_heartbeat_is_refreshed_while_held(
+    study: optuna.Study, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stored, "HEARTBEAT_S", 0.1)
+    lease = stored.acquire_lease(study)
+    try:
+        first = float(lease.record["heartbeat"])
+
+        def beat() -> float:
+            attrs = study._storage.get_study_system_attrs(study._study_id)
+            return float(attrs[stored.LEASE_KEY]["heartbeat"])
+
+        deadline = time.monotonic() + 30
+        while beat() <= first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert beat() > first
+    finally:
+        lease.release()
+    assert study._storage.get_study_system_attrs(study._study_id)[stored.LEASE_KEY] is None
+
+
+def test_a_lease_that_cannot_be_read_does_not_lock_the_study_forever(study: optuna.Study) -> None:
+    study._storage.set_study_system_attr(study._study_id, stored.LEASE_KEY, {"token": "t"})
+    lease = stored.acquire_lease(study)
+    try:
+        assert lease.held()
+        assert lease.taken_over is None
+    finally:
+        lease.release()
