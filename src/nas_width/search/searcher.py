@@ -26,8 +26,12 @@ from nas_width.config import MixerConfig
 
 __all__ = ["WidthSearch", "shape_attrs"]
 
-#: Result keys copied into each finished trial's user attributes.
-RESULT_ATTRS = ("epoch", "images_per_sec", "device", "train_loss", "val_loss", "node_id")
+#: Result keys copied into each finished trial's user attributes: the last epoch's metrics,
+#: where it ran (``pid`` is Ray's: the worker process) and when it trained (see trainable.py).
+RESULT_ATTRS = (
+    "epoch", "images_per_sec", "device", "train_loss", "val_loss", "node_id", "pid",
+    "started_at", "fit_started_at", "fit_seconds", "train_seconds",
+)  # fmt: skip
 
 
 def shape_attrs(cfg: MixerConfig) -> dict[str, Any]:

@@ -11,6 +11,12 @@ it before Ray starts: workers inherit the environment). It is a comma-separated 
 (default ``NAS_WIDTH_FAIL_SHAPE_KIND``, else ``error``): ``error`` raises a RuntimeError after
 the first epoch, ``oom`` a ``torch.OutOfMemoryError`` as CUDA raises it (CPU-only CI has no real
 one), ``nan`` trains on NaN inputs so that the loss check of :func:`nas_width.train.fit` fails.
+
+Timing: every result also carries ``started_at`` (Unix time at which the trial's code began, the
+data already fetched from the object store), ``fit_started_at`` (when :func:`fit` was called),
+``fit_seconds`` (seconds spent in :func:`fit` so far, the reports included) and
+``train_seconds`` (the sum of the epochs' own seconds so far), so that the time a trial spends
+training can be told apart from Ray's and Optuna's (``benchmarks/bench_orchestration.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,9 +62,11 @@ def train_shape(
 
     Each result carries the epoch's metrics plus the shape's fvcore FLOPs (the second
     objective of a Pareto search) and the id of the Ray node that trained it (``node_id``:
-    where a trial ran on a cluster). ``threads`` is the trial's CPU share: more intra-op threads
-    than CPUs makes small models many times slower.
+    where a trial ran on a cluster) and its timing (``started_at``, ``fit_started_at``,
+    ``fit_seconds``, ``train_seconds``: see the module docstring). ``threads`` is the trial's
+    CPU share: more intra-op threads than CPUs makes small models many times slower.
     """
+    timing = {"started_at": time.time(), "fit_started_at": math.nan, "train_seconds": 0.0}
     import ray
     from ray import tune
 
@@ -74,11 +83,13 @@ def train_shape(
         data = dataclasses.replace(data, x_train=torch.full_like(data.x_train, math.nan))
 
     def report(epoch: EpochReport) -> None:
+        timing["train_seconds"] += epoch.seconds
         if injected is not None and injected != "nan":
             raise _injected_failure(injected)
         try:
             tune.report({**epoch.to_dict(), "shape": key, "device": device, "flops": flops,
-                         "node_id": ray.get_runtime_context().get_node_id()})  # fmt: skip
+                         "node_id": ray.get_runtime_context().get_node_id(), **timing,
+                         "fit_seconds": time.time() - timing["fit_started_at"]})  # fmt: skip
         except BaseException as err:
             raise _ReportInterrupted(err) from err
 
@@ -87,6 +98,7 @@ def train_shape(
         # and offsets the recipe's seed for weights, batch order and augmentation.
         plan = Recipe.from_dict(recipe)
         plan = plan.replace(seed=plan.seed + cfg.seed)
+        timing["fit_started_at"] = time.time()
         fit(cfg, plan, data, device=device, report=report)
     except _ReportInterrupted as wrapped:
         raise wrapped.original from None
