@@ -64,6 +64,7 @@ from typing import Any
 import optuna
 import torch
 
+from _machine import cpu_model, load_average
 from nas_width.config import MixerConfig
 from nas_width.data import load_dataset
 from nas_width.search.study import load_study
@@ -464,23 +465,6 @@ def markdown_breakdown(runs: list[Run], probe: dict[str, Any], load_seconds: flo
     for label in columns[0]:
         lines.append(f"| {label} | " + " | ".join(c[label] for c in columns) + " |")
     return "\n".join(lines)
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # --- main ------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _machine import cpu_model, load_average
 from nas_width import MixerConfig, build_model, measure
 from nas_width.layers import WideMLP, wide_mlp
 
@@ -277,23 +278,6 @@ def run_rounds(
 
 
 # --- machine ---------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def disable_mmap_allocations() -> bool:

@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from _machine import cpu_model, load_average
 from nas_width import MixerConfig, build_model, measure, solve
 from nas_width.budget import parse_budget
 from nas_width.data import Splits, load_dataset
@@ -234,23 +235,6 @@ def markdown(rows: list[Row], info: dict[str, dict[str, Any]]) -> str:
             f"| {statistics.median(r.cpu_shares):.2f} |"
         )
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 # --- main ------------------------------------------------------------------------------------
