@@ -34,6 +34,23 @@ def test_count_json_holds_the_measure_fields(capsys: pytest.CaptureFixture[str])
     assert {k: data[k] for k in measure(cfg).to_dict()} == measure(cfg).to_dict()
 
 
+def test_count_reads_the_config_of_an_export(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """What ``nas-width export`` writes can be counted directly (its ``config`` object)."""
+    cfg = MixerConfig.load(EXAMPLE).replace(channels=24, seed=3)
+    export = tmp_path / "best.json"
+    export.write_text(json.dumps({"config": cfg.to_dict(), "recipe": {"epochs": 3}}))
+    code, out, err = invoke(capsys, "count", export, "--json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["params"] == measure(cfg).params
+    export.write_text(json.dumps({"config": {**cfg.to_dict(), "depth": -1}}))
+    code, out, err = invoke(capsys, "count", export)
+    assert code == 2
+    assert str(export) in err
+    assert "depth" in err
+
+
 def test_count_with_budget_solves_channels(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = invoke(capsys, "count", EXAMPLE, "--budget", "flops=1M", "--json")
     data = json.loads(out)

@@ -52,11 +52,25 @@ def _check_size(config: MixerConfig) -> None:
         )
 
 
+def _read_config(path: Path) -> MixerConfig:
+    """A MixerConfig JSON file, or the config inside a ``nas-width export`` file."""
+    from nas_width.cli.train import read_export
+    from nas_width.tomlfile import loads_json, read_text
+
+    try:
+        payload = loads_json(read_text(path))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    if isinstance(payload, dict) and isinstance(payload.get("config"), dict):
+        return read_export(path).config
+    return MixerConfig.load(path)
+
+
 def _base_config(path: Path | None, model: str | None, fields: dict[str, Any]) -> MixerConfig:
     if path is not None and model is not None:
         raise ConfigError("give a CONFIG file or --model, not both")
     if path is not None:
-        base = MixerConfig.load(path).to_dict()
+        base = _read_config(path).to_dict()
     elif model is not None:
         base = get_config(model).to_dict()
     else:
@@ -95,7 +109,9 @@ def render(config: MixerConfig, result: Measurement, budget: Budget | None) -> s
 def count(
     config_file: Annotated[
         Path | None,
-        typer.Argument(metavar="[CONFIG.json]", help="JSON file of MixerConfig fields."),
+        typer.Argument(
+            metavar="[CONFIG.json]", help="JSON file of MixerConfig fields, or a nas-width export."
+        ),
     ] = None,
     model: Annotated[
         str | None, typer.Option(help="A registered variant instead of a file, e.g. mixer_b16.")
