@@ -11,6 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nas_width import Budget, BudgetError, MixerConfig, build_model, measure, parse_budget, solve
 from nas_width.budget import closed_form
+from nas_width.budget.measure import trace_parts
 from tests.conftest import small_config
 
 # Uneven shapes: S and C coprime, non-integer gammas, 1-D input, rectangular patches.
@@ -92,6 +93,8 @@ def test_sw_mlp_density_option() -> None:
     got = measure(cfg)
     assert got.density_token == got.density_channel == pytest.approx(0.25)
     assert got == measure(MixerConfig.from_json(cfg.to_json()))
+    rest, block, _ = trace_parts(cfg.replace(depth=3))
+    assert measure(cfg.replace(depth=3)).flops == (rest + block * 3).flops
 
 
 def test_measure_is_cached_per_config() -> None:
@@ -107,6 +110,21 @@ def test_seeds_share_one_count_and_it_is_the_seeded_models(kind: str) -> None:
     model = build_model(cfg)  # the real, randomly masked model of seed 7
     masked = sum(int((b == 0).sum()) for n, b in model.named_buffers() if n.endswith("mask"))
     assert measure(cfg).params == sum(p.numel() for p in model.parameters()) - masked
+
+
+@pytest.mark.parametrize("shape", [*SHAPES, {"depth": 4, "seed": 3}])
+def test_shortcuts_equal_a_full_trace(kind: str, shape: dict[str, object]) -> None:
+    """measure traces depth 1 and counts rp as mixer; one trace of the whole seeded model,
+    with its own permutations, gives the same counts (and its blocks count alike)."""
+    cfg = small_config(kind, **shape)
+    rest, block, fan_in = trace_parts(cfg)
+    whole = rest + block * cfg.depth
+    got = measure(cfg)
+    for field in ("params", "flops", "mixing_params", "mixing_flops", "connections"):
+        assert getattr(got, field) == getattr(whole, field), field
+    assert got.density_token == fan_in["token_mix"] / got.width
+    assert got.density_channel == fan_in["channel_mix"] / got.width
+    assert (got.mixing, got.depth) == (kind, cfg.depth)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass, replace
 from typing import Any
 
 import torch
@@ -90,9 +90,18 @@ def _fan_in_and_connections(layer: torch.nn.Module, width: int) -> tuple[int, in
 def measure(config: MixerConfig) -> Measurement:
     """Count ``build_model(config)`` with fvcore (cached per config: configs are frozen).
 
-    The seed draws the RP-Mixer's permutations and the SW-MLP's masks, which change no count,
-    so configs that differ only in their seed share one fvcore trace (a sweep's replicates
-    cost one count, not three).
+    Three things that change no count are factored out, so an enumeration traces far fewer
+    models than it has candidates:
+
+    * the seed (it draws the RP-Mixer's permutations and the SW-MLP's masks): a sweep's
+      replicates share one count;
+    * the RP-Mixer's permutations: its layers are the Mixer's shared blocks between two
+      gathers, which are neither parameters nor multiply-adds, so ``rp`` is counted as
+      ``mixer`` at the same shape;
+    * depth: the d blocks are identical, so fvcore counts a depth-1 model (stem, one block,
+      norm, head) and the whole model is that plus (d - 1) times its ``blocks.0``.
+
+    ``tests/test_measure.py`` checks every shortcut against a full trace of the real model.
 
     Example:
         >>> from nas_width import MixerConfig, measure
@@ -102,19 +111,69 @@ def measure(config: MixerConfig) -> Measurement:
         >>> r.width, r.density_token, r.density_channel, r.mixing_flops == r.connections
         (256, 0.0625, 0.0625, True)
     """
-    return _measure(config.replace(seed=0))
+    return _measured(config.replace(seed=0))
 
 
 def clear_cache() -> None:
     """Forget every count (benchmarks time cold counts)."""
+    _measured.cache_clear()
     _measure.cache_clear()
 
 
 @functools.lru_cache(maxsize=4096)
+def _measured(config: MixerConfig) -> Measurement:
+    counted = config.replace(mixing="mixer") if config.mixing == "rp" else config
+    return replace(_measure(counted), mixing=config.mixing)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """fvcore's counts of one part of a model (the whole model less its blocks, or one block)."""
+
+    params: int = 0
+    flops: int = 0
+    mixing_params: int = 0
+    mixing_flops: int = 0
+    connections: int = 0
+
+    def __add__(self, other: _Part) -> _Part:
+        return _Part(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+    def __mul__(self, k: int) -> _Part:
+        return _Part(*(k * a for a in astuple(self)))
+
+
+@functools.lru_cache(maxsize=4096)
 def _measure(config: MixerConfig) -> Measurement:
+    rest, block, fan_in = trace_parts(config.replace(depth=1))
+    total = rest + block * config.depth
+    S, C = config.tokens, config.channels
+    return Measurement(
+        params=total.params,
+        flops=total.flops,
+        mixing_params=total.mixing_params,
+        mixing_flops=total.mixing_flops,
+        tokens=S,
+        channels=C,
+        width=S * C,
+        density_token=fan_in["token_mix"] / (S * C),
+        density_channel=fan_in["channel_mix"] / (S * C),
+        connections=total.connections,
+        depth=config.depth,
+        mixing=config.mixing,
+    )
+
+
+def trace_parts(config: MixerConfig) -> tuple[_Part, _Part, dict[str, int]]:
+    """One fvcore trace of ``build_model(config)``, split into (rest, mean block, fan-ins).
+
+    ``rest`` is the stem, final norm and head; ``block`` the blocks' counts divided by the depth
+    (exact: the blocks are identical in shape); fan-ins are the first wide matrices' inputs per
+    unit of the token- and channel-mixing layers. Tests call it at full depth to check
+    :func:`measure`'s shortcuts.
+    """
     from fvcore.nn import FlopCountAnalysis, parameter_count
 
-    S, C = config.tokens, config.channels
     fvcore_logger = logging.getLogger("fvcore")
     previous = fvcore_logger.level, torch.get_num_threads()
     fvcore_logger.setLevel(logging.ERROR)
@@ -137,32 +196,36 @@ def _measure(config: MixerConfig) -> Measurement:
     params_by_module = parameter_count(model)
 
     # SW-MLP: fvcore counts the dense masked matmul; keep only the multiply-adds and
-    # parameters of the non-zero weights.
+    # parameters of the non-zero weights (masks live in the blocks only).
     sparse_flops = sparse_params = 0
     for name, module in model.named_modules():
         if isinstance(module, MaskedLinear):
             sparse_flops += round(flops_by_module[name] * (1 - module.density))
             sparse_params += module.weight.numel() - module.nonzeros
 
-    mixing_names = [f"blocks.{i}.{part}" for i in range(config.depth) for part in _PARTS]
-    m = S * C
-    connections = 0
+    width, depth = config.tokens * config.channels, config.depth
+    blocks = _Part(
+        params=params_by_module["blocks"] - sparse_params,
+        flops=int(flops_by_module["blocks"]) - sparse_flops,
+        mixing_params=sum(
+            params_by_module[f"blocks.{i}.{part}"] for i in range(depth) for part in _PARTS
+        )
+        - sparse_params,
+        mixing_flops=int(
+            sum(flops_by_module[f"blocks.{i}.{part}"] for i in range(depth) for part in _PARTS)
+        )
+        - sparse_flops,
+    )
     fan_in = dict.fromkeys(_PARTS, 0)
     for block in model.blocks:
         for part in _PARTS:
-            fan_in[part], c = _fan_in_and_connections(getattr(block, part), m)
-            connections += c
-    return Measurement(
-        params=params_by_module[""] - sparse_params,
-        flops=int(flops_by_module[""]) - sparse_flops,
-        mixing_params=sum(params_by_module[n] for n in mixing_names) - sparse_params,
-        mixing_flops=int(sum(flops_by_module[n] for n in mixing_names)) - sparse_flops,
-        tokens=S,
-        channels=C,
-        width=S * C,
-        density_token=fan_in["token_mix"] / m,
-        density_channel=fan_in["channel_mix"] / m,
-        connections=connections,
-        depth=config.depth,
-        mixing=config.mixing,
+            fan_in[part], c = _fan_in_and_connections(getattr(block, part), width)
+            blocks += _Part(connections=c)
+    rest = _Part(
+        params=params_by_module[""] - params_by_module["blocks"],
+        flops=int(flops_by_module[""] - flops_by_module["blocks"]),
     )
+    per_block = _Part(*(v // depth for v in astuple(blocks)))
+    if per_block * depth != blocks:
+        raise RuntimeError(f"the {depth} blocks of {config} do not count alike")
+    return rest, per_block, fan_in
