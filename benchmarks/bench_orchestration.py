@@ -36,27 +36,37 @@ Caveats: concurrent trials contend for memory bandwidth and any other load on th
 the 2-at-once search's per-trial training time is larger; Ray's own processes (driver, raylet,
 GCS) use CPU outside the trial slots, which the CPU-seconds view does not charge; the
 1-at-once search chooses its own shapes (same seed; TPE's later picks may differ) and is
-compared through its own trials' training time. A Ray cluster is never joined: ``RAY_ADDRESS``
-is removed from the subprocesses' environment, so each search starts a private local Ray.
+compared through its own trials' training time. ``RAY_ADDRESS`` is removed from the
+subprocesses' environment, so each search starts a private local Ray, except with
+``--running-ray``: one more 1-at-once search then joins a Ray head that the benchmark started
+beforehand (``ray start --head``, outside the timed wall), the way a user who runs many searches
+keeps Ray up and pays its start and stop once.
 
 Usage::
 
     python benchmarks/bench_orchestration.py                    # 16 trials, 25 epochs each
     python benchmarks/bench_orchestration.py --quick            # 2 trials, 2 epochs (CI)
     python benchmarks/bench_orchestration.py --json results.json
+    python benchmarks/bench_orchestration.py --running-ray      # + a search on a running Ray
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import secrets
+import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +109,7 @@ class Run:
     teardown: float  # the last datetime_complete to exit
     trials: list[TrialTiming] = field(default_factory=list)
     inner_seconds: float | None = None  # the search's own run_search time (its --json output)
+    joined: bool = False  # the search joined a running Ray (no ray.init of its own)
     failed: int = 0  # trials that did not finish COMPLETE (left out of the sums)
 
     @property
@@ -184,10 +195,12 @@ def subprocess_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
 
 
-def timed_process(command: list[str]) -> tuple[float, float, str]:
+def timed_process(
+    command: list[str], env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
     """Run ``command``; returns its launch time (Unix), its exit time and its stdout."""
     launched, clock = time.time(), time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=subprocess_env())
+    done = subprocess.run(command, capture_output=True, text=True, env=env or subprocess_env())
     exited = launched + (time.perf_counter() - clock)
     if done.returncode != 0:
         raise SystemExit(
@@ -210,16 +223,24 @@ def nas_width_command() -> list[str]:
     script = Path(sys.executable).with_name("nas-width")
     if script.is_file():
         return [str(script)]
-    import shutil
-
     found = shutil.which("nas-width")
     if found is None:
         raise SystemExit("the nas-width console script is not installed (pip install -e .)")
     return [found]
 
 
-def run_search(args: argparse.Namespace, storage: str, name: str, slots: int) -> Run:
-    """``nas-width search`` as a subprocess with ``slots`` trials at once."""
+def run_search(
+    args: argparse.Namespace,
+    storage: str,
+    name: str,
+    slots: int,
+    cluster: tuple[str, dict[str, str]] | None = None,
+) -> Run:
+    """``nas-width search`` as a subprocess with ``slots`` trials at once.
+
+    ``cluster`` (address, environment): join that running Ray with ``--address`` instead of
+    starting a private one.
+    """
     command = [
         *nas_width_command(), "search", "--study", args.study, "--budget", args.budget,
         "--trials", str(args.trials), "--seed", str(args.seed), "--storage", storage,
@@ -227,7 +248,9 @@ def run_search(args: argparse.Namespace, storage: str, name: str, slots: int) ->
     ]  # fmt: skip
     if args.epochs is not None:
         command += ["--epochs", str(args.epochs)]
-    launched, exited, stdout = timed_process(command)
+    if cluster is not None:
+        command += ["--address", cluster[0]]
+    launched, exited, stdout = timed_process(command, cluster[1] if cluster else None)
     first, last = first_and_last(storage, name)
     trials, failed = trial_timings(storage, name)
     try:
@@ -235,7 +258,8 @@ def run_search(args: argparse.Namespace, storage: str, name: str, slots: int) ->
     except (ValueError, KeyError):
         inner = None
     return Run(
-        name=f"search, {slots} at once",
+        name=f"search, {slots} at once" + (", Ray running" if cluster else ""),
+        joined=cluster is not None,
         slots=slots,
         wall=exited - launched,
         startup=first - launched,
@@ -244,6 +268,51 @@ def run_search(args: argparse.Namespace, storage: str, name: str, slots: int) ->
         inner_seconds=inner,
         failed=failed,
     )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_ray(workdir: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A Ray head on loopback (``ray start --head --block``), as a user keeps one running.
+
+    It gets this machine's CPUs, a temp dir and token of its own, and a session of its own:
+    at the end exactly that session's processes are killed (never ``ray stop``, which stops
+    every Ray of the machine). Yields (address, the environment that joins it).
+    """
+    temp_dir = Path(tempfile.mkdtemp(prefix="bor-", dir="/tmp"))  # short: Ray's unix sockets
+    token = temp_dir / "token"
+    token.write_text(secrets.token_hex(32))
+    env = subprocess_env() | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    port = _free_port()
+    ray_cli = Path(sys.executable).with_name("ray")
+    log = workdir / "ray-head.log"
+    with log.open("wb") as out:
+        head = subprocess.Popen(
+            [str(ray_cli), "start", "--head", "--block", f"--port={port}",
+             f"--num-cpus={os.cpu_count() or 1}", "--num-gpus=0", f"--temp-dir={temp_dir}",
+             "--include-dashboard=false", "--disable-usage-stats"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while b"Ray runtime started" not in log.read_bytes():
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"ray start --head failed:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}", env
+    finally:
+        for entry in Path("/proc").iterdir():  # every process of the head's session (Linux)
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (entry / "stat").read_text()
+                if int(stat[stat.rindex(")") + 2 :].split()[3]) == head.pid:
+                    os.kill(int(entry.name), signal.SIGKILL)
+        head.wait(timeout=30)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def run_plain(args: argparse.Namespace, storage: str, source: str, workdir: Path) -> Run:
@@ -334,11 +403,12 @@ def plain_child(job_file: Path, out_file: Path) -> None:
 def ray_probe(study: str, budget: str, out_file: Path) -> None:
     """A cold process: ``prepare`` (data + feasible shapes), ``ray.init``, data put/get, shutdown.
 
-    Ray is started by the search's own ``_init_ray`` (a private local Ray, no dashboard).
+    Ray is started by the search's own ``init_ray`` (a private local Ray, no dashboard).
     """
     import ray
 
-    from nas_width.search.runner import _init_ray, prepare
+    from nas_width.search.ray_session import init_ray
+    from nas_width.search.runner import prepare
 
     clock = time.perf_counter()
     prepared = prepare(load_study(study), budget)
@@ -348,7 +418,7 @@ def ray_probe(study: str, budget: str, out_file: Path) -> None:
     data_mb = sum(t.numel() * t.element_size() for t in tensors) / 2**20
 
     clock = time.perf_counter()
-    _init_ray(None)
+    init_ray(None)
     init_s = time.perf_counter() - clock
     clock = time.perf_counter()
     ref = ray.put(data)
@@ -431,14 +501,14 @@ def breakdown_rows(run: Run, probe: dict[str, Any], load_seconds: float) -> dict
     to_code, fit_extra = split("to_code"), split("fit_extra")
 
     prepare = probe["prepare_s"] if search else load_seconds
-    ray_init = probe["ray_init_s"] if search else 0.0
+    ray_init = probe["ray_init_s"] if search and not run.joined else 0.0
     return {
         "wall: launch to exit": seconds(run.wall),
         "start-up: launch to the first trial's ask": seconds(run.startup),
         "  of which prepare: data + feasible shapes (cold process)": (
             seconds(prepare) if search else f"{load_seconds:.2f} (data only)"
         ),
-        "  of which ray.init (cold process)": seconds(ray_init) if search else "-",
+        "  of which ray.init (cold process)": seconds(ray_init) if ray_init else "-",
         "  of which the rest: interpreter, imports, study creation, Tuner set-up": seconds(
             run.startup - prepare - ray_init
         ),
@@ -485,6 +555,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="+",
         default=[2, 1],
         help="search --max-concurrent values; the plain run trains the first one's shapes",
+    )
+    p.add_argument(
+        "--running-ray",
+        action="store_true",
+        help="also run 1 at once on a Ray head started beforehand (ray start --head; Linux)",
     )
     p.add_argument("--plain-child", nargs=2, type=Path, help=argparse.SUPPRESS)
     p.add_argument("--ray-probe", nargs=3, help=argparse.SUPPRESS)
@@ -535,6 +610,9 @@ def main(argv: list[str] | None = None) -> int:
         storage = f"sqlite:///{workdir / 'studies.db'}"
         warm_page_cache()
         searches = [run_search(args, storage, f"search-c{k}", k) for k in args.concurrency]
+        if args.running_ray:
+            with running_ray(workdir) as cluster:
+                searches.append(run_search(args, storage, "search-joined", 1, cluster))
         plain = run_plain(args, storage, f"search-c{args.concurrency[0]}", workdir)
         plain_out = json.loads((workdir / "plain-out.json").read_text())
         probe = run_probe(args, workdir)

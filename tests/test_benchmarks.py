@@ -95,10 +95,10 @@ def test_quick_search_efficiency_replays_a_synthetic_grid(tmp_path: Path) -> Non
         assert 1 <= row["trials"]["median"] <= 4
 
 
-def _run_quick(script: str, out: Path) -> list[str]:
+def _run_quick(script: str, out: Path, *extra: str) -> list[str]:
     """Run ``benchmarks/<script> --quick --json out``; returns its markdown table lines."""
     done = subprocess.run(
-        [sys.executable, str(SCRIPT.parent / script), "--quick", "--json", str(out)],
+        [sys.executable, str(SCRIPT.parent / script), "--quick", "--json", str(out), *extra],
         capture_output=True,
         text=True,
         timeout=600,
@@ -114,8 +114,9 @@ def test_quick_orchestration_benchmark_compares_search_and_plain_optuna(tmp_path
     import json
 
     out = tmp_path / "orchestration.json"
-    table = _run_quick("bench_orchestration.py", out)
+    table = _run_quick("bench_orchestration.py", out, "--running-ray")
     runs = ("plain Optuna", "search, 2 at once", "search, 1 at once")
+    runs += ("search, 1 at once, Ray running",)  # joins a head the benchmark started
     for run in runs:
         assert any(line.startswith(f"| {run} |") for line in table), table
     for row in ("start-up: launch to the first trial's ask", "teardown: last tell to exit"):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import tempfile
 import threading
@@ -33,6 +32,7 @@ from nas_width.config import MixerConfig
 from nas_width.data import Splits, load_dataset
 from nas_width.errors import BudgetError
 from nas_width.search import storage as stored
+from nas_width.search.ray_session import RaySession, cluster_address
 from nas_width.search.space import SearchSpace, load_space, space_size
 from nas_width.search.study import StudySpec
 
@@ -292,46 +292,6 @@ def summarize(study: optuna.Study, prepared: Prepared) -> SearchOutcome:
     return SearchOutcome(study.study_name, prepared.spec.storage, states, best, front)
 
 
-def _init_ray(address: str | None) -> bool:
-    """Join a Ray cluster, or start a private local Ray (returns True); quiet, no dashboard.
-
-    The cluster is ``address``, else ``RAY_ADDRESS`` (``ray job submit`` sets it for its
-    entrypoint). Without either, a new local Ray starts: never one that ``ray start`` left on
-    this machine, which a bare ``ray.init()`` would join (and then refuse ``num_cpus``).
-
-    Raises:
-        NasWidthError: the cluster cannot be joined from here (one line with Ray's reason).
-    """
-    import ray
-
-    from nas_width.errors import NasWidthError
-
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1")
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {
-        "include_dashboard": False,
-        "logging_level": logging.ERROR,
-        "log_to_driver": False,
-    }
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise NasWidthError(
-                f"cannot join the Ray cluster at {address!r}: {reason}. Run the search on a "
-                "node of that cluster; a cluster that checks tokens (the default of `ray "
-                "start`) also needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN_PATH) here"
-            ) from None
-        return False
-    ray.init(address="local", num_cpus=max(1, int(os.cpu_count() or 1)), **kwargs)
-    return True
-
-
 def run_search(
     prepared: Prepared,
     *,
@@ -355,9 +315,17 @@ def run_search(
     start = time.perf_counter()
     spec = prepared.spec
     target = int(spec.trials)
-    if address or os.environ.get("RAY_ADDRESS"):
-        _init_ray(address)  # a cluster that cannot be joined is refused before any study exists
-    study, lease = open_search_study(prepared, resume)
+    ray_session = RaySession(address)
+    # A cluster that cannot be joined is refused before any study exists; a private local Ray
+    # starts on a thread while a new study opens (a resumed one may have nothing left to run).
+    if not resume or cluster_address(address):
+        ray_session.start()
+    try:
+        study, lease = open_search_study(prepared, resume)
+    except BaseException:
+        with _sigint_deferred():
+            ray_session.close()
+        raise
     failures: list[tuple[int, str]] = []
     interrupted: list[int] | None = None
     try:
@@ -376,7 +344,7 @@ def run_search(
             printer = TrialPrinter(echo, target, study, spec.recipe.epochs)
             ray_error: Exception | None = None
             try:
-                failures = _tune(prepared, study, remaining, address, printer)
+                failures = _tune(prepared, study, remaining, ray_session, printer)
             except KeyboardInterrupt:  # a second Ctrl-C while Ray was stopping
                 interrupted = []
             except Exception as err:  # Ray itself failed (e.g. its memory monitor killed a worker)
@@ -391,6 +359,7 @@ def run_search(
         outcome = summarize(study, prepared)
     finally:
         with _sigint_deferred():
+            ray_session.close()
             lease.release()
     outcome.seconds = time.perf_counter() - start
     outcome.recovered = recovered
@@ -415,10 +384,9 @@ def _sigint_deferred() -> Iterator[None]:
 
 
 def _tune(
-    prepared: Prepared, study: optuna.Study, trials: int, address: str | None, printer: Any
+    prepared: Prepared, study: optuna.Study, trials: int, ray_session: RaySession, printer: Any
 ) -> list[tuple[int, str]]:
     """Run up to ``trials`` trials; returns the failures that stopped it early (or [])."""
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
@@ -427,7 +395,6 @@ def _tune(
     from nas_width.search.trainable import make_trainable
 
     spec = prepared.spec
-    started_ray = _init_ray(address)
     pareto = spec.pareto
     searcher = WidthSearch(
         prepared.shapes,
@@ -445,6 +412,7 @@ def _tune(
             time_attr="epoch", max_t=spec.recipe.epochs, grace_period=spec.asha.grace_period,
             reduction_factor=spec.asha.reduction_factor,
         )  # fmt: skip
+    ray_session.wait()  # the data goes to Ray's object store
     trainable = make_trainable(
         prepared.shapes, spec.recipe, prepared.data,
         cpus_per_trial=spec.resources.cpus_per_trial,
@@ -476,7 +444,4 @@ def _tune(
             tuner.fit()
         finally:
             tune_logger.setLevel(level)
-            if started_ray:
-                with _sigint_deferred():
-                    ray.shutdown()
     return list(searcher.failed_in_row) if searcher.gave_up else []

@@ -1,0 +1,143 @@
+"""Ray for one search: join a cluster, or start a private local Ray while the study opens.
+
+Starting a private local Ray (GCS, raylet, the driver's registration) takes about 2 s on the
+project's 2-core machine, most of it spent waiting on those processes. A fresh search has other
+work to do meanwhile (opening the study, importing Ray Tune, building the Tuner), so
+:class:`RaySession` starts it on a background thread and the search waits for it only when
+Tune needs it. Joining a cluster stays synchronous: a cluster that cannot be joined is refused
+before the study is created.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from nas_width.errors import NasWidthError
+
+__all__ = ["RaySession", "init_ray"]
+
+
+def _quiet_tune_environment() -> None:
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", "1")
+
+
+def cluster_address(address: str | None) -> str | None:
+    """``address``, else ``RAY_ADDRESS`` (``ray job submit`` sets it), else None (local Ray)."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def init_ray(address: str | None) -> bool:
+    """Join a Ray cluster, or start a private local Ray (returns True); quiet, no dashboard.
+
+    The cluster is :func:`cluster_address`. Without one, a new local Ray starts: never one that
+    ``ray start`` left on this machine, which a bare ``ray.init()`` would join (and then refuse
+    ``num_cpus``).
+
+    Raises:
+        NasWidthError: the cluster cannot be joined from here (one line with Ray's reason).
+    """
+    import ray
+
+    _quiet_tune_environment()
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": logging.ERROR,
+        "log_to_driver": False,
+    }
+    address = cluster_address(address)
+    if address:
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise NasWidthError(
+                f"cannot join the Ray cluster at {address!r}: {reason}. Run the search on a "
+                "node of that cluster; a cluster that checks tokens (the default of `ray "
+                "start`) also needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN_PATH) here"
+            ) from None
+        return False
+    ray.init(address="local", num_cpus=max(1, int(os.cpu_count() or 1)), **kwargs)
+    return True
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    sys.exit(signum)  # atexit then shuts Ray down, as Ray's own handler does
+
+
+class RaySession:
+    """Ray for one search; ``start`` returns at once, ``wait`` blocks until Ray is up.
+
+    A local Ray started in the background is owned by its thread until ``close``: Ray's
+    processes are tied to the thread that forked them (Linux's parent-death signal follows the
+    thread, not the process), so that thread must outlive them; it also shuts them down.
+    ``close`` shuts down a Ray this session started (never a joined cluster) and is safe to call
+    whether or not ``start`` was called or Ray came up.
+    """
+
+    def __init__(self, address: str | None) -> None:
+        self.address = address
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._release = threading.Event()
+        self._started = False
+        self._error: BaseException | None = None
+
+    def start(self, background: bool = True) -> None:
+        """Begin joining or starting Ray (once); a cluster is always joined here, in the caller."""
+        if self._thread is not None or self._ready.is_set():
+            return
+        if not background or cluster_address(self.address):
+            self._started = init_ray(self.address)  # errors surface at once
+            self._ready.set()
+            return
+        # ray.init sets this SIGTERM handler only from the main thread (and warns otherwise).
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        logging.getLogger("ray").setLevel(logging.ERROR)
+        self._thread = threading.Thread(target=self._own, name="nas-width-ray", daemon=True)
+        self._thread.start()
+
+    def _own(self) -> None:
+        """The owner thread: start Ray, then hold it until ``close`` and shut it down."""
+        try:
+            self._started = init_ray(self.address)
+        except BaseException as err:  # re-raised by wait(), in the caller's thread
+            self._error = err
+        finally:
+            self._ready.set()
+        if self._started:
+            self._release.wait()
+            import ray
+
+            ray.shutdown()
+
+    def wait(self) -> bool:
+        """Block until Ray is up; True if this session started it. Starts it if not started."""
+        self.start(background=False)
+        self._ready.wait()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self._started
+
+    def close(self) -> None:
+        """Shut down the Ray this session started (callers defer Ctrl-C around it)."""
+        if self._thread is not None:
+            self._ready.wait()
+            self._release.set()
+            self._thread.join()
+        elif self._started:
+            import ray
+
+            ray.shutdown()
+        self._started = False
