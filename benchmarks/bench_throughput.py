@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _machine import cpu_model, load_average
+from _machine import cpu_model, load_average, matmul_probes
 from nas_width import MixerConfig, build_model, measure
 from nas_width.layers import WideMLP, wide_mlp
 
@@ -223,25 +223,6 @@ def train_step(model: nn.Module, batch: int, input_shape: tuple[int, ...]) -> Ca
     return step
 
 
-def matmul_probes() -> dict[str, Callable[[], None]]:
-    """One fp32 N x N x N matmul per call, N = 2048, by each of the two CPU backends.
-
-    ``torch.mm`` runs the BLAS (MKL), which is what ``nn.Linear`` uses; a 1x1 convolution runs
-    oneDNN, which nas_width's layers use on CPU. The faster one is the machine's matmul rate.
-    """
-    a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
-    out = torch.empty(MATMUL_N, MATMUL_N)
-    x, w = a.view(1, MATMUL_N, MATMUL_N), b.view(MATMUL_N, MATMUL_N, 1)
-
-    def mm() -> None:
-        torch.mm(a, b, out=out)
-
-    def conv() -> None:
-        F.conv1d(x, w)  # (1, N, N) -> (1, N, N): W (N x N) @ X (N x N)
-
-    return {"torch.mm (BLAS)": mm, "1x1 conv (oneDNN)": conv}
-
-
 def calibrate(fn: Callable[[], None], warmup: int, window_s: float) -> int:
     """Run ``warmup`` calls, then return how many calls fill a window of ``window_s``."""
     for _ in range(warmup):
@@ -392,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = [Size(args.dense_channels, dense_twin=True)]
     sizes += [Size(c) for c in args.channels if c != args.dense_channels]
-    probes = matmul_probes()
+    probes = matmul_probes(MATMUL_N)
     probe_calls = {name: calibrate(fn, 3, args.window) for name, fn in probes.items()}
     probe_rates: dict[str, list[float]] = {name: [] for name in probes}
     probe_oks: list[bool] = []

