@@ -41,7 +41,8 @@ their (1 - 1/rf) quantile. A stopped trial costs the epochs it ran and is told P
 Every stored study that is a complete grid (every shape with the same number of replicates,
 none running) gets a table; ``--study NAME`` picks studies. Run: ``python
 benchmarks/bench_search_efficiency.py [--quick] [--seeds N] [--db PATH] [--study NAME]
-[--json PATH]`` (50 seeds by default; ``--quick``: 2 seeds, the first grid by study name). The
+[--json PATH] [--grace N ...]`` (50 seeds by default; ``--grace 3 10``: one ASHA row per
+grace period; ``--quick``: 2 seeds, the first grid by study name). The
 database is only read: it is copied to a temporary file first.
 """
 
@@ -292,6 +293,7 @@ class Row:
 
     sampler: str
     asha: bool
+    grace_period: int | None  # ASHA's, when ``asha``
     trials: dict[str, Any]
     epochs: dict[str, Any]
     observed: dict[str, Any]
@@ -312,12 +314,13 @@ def evaluate(grid: Grid, sampler: str, asha: Asha | None, seeds: int) -> Row:
         totals.append(sum(run.epochs))
     n = len(grid.shapes)
     return Row(
-        sampler, asha is not None, summary(trials, n), summary(epochs, None),
+        sampler, asha is not None, asha.grace_period if asha else None,
+        summary(trials, n), summary(epochs, None),
         summary(observed, n), statistics.median(totals), time.perf_counter() - start,
     )  # fmt: skip
 
 
-def print_grid(grid: Grid, rows: list[Row], asha: Asha, note: str) -> None:
+def print_grid(grid: Grid, rows: list[Row], ashas: list[Asha], note: str) -> None:
     """The grid's description and its markdown table."""
     best_shape, best = grid.best
     reps = len(next(iter(grid.shapes.values())))
@@ -327,8 +330,12 @@ def print_grid(grid: Grid, rows: list[Row], asha: Asha, note: str) -> None:
         f"{n} shapes x {reps} seeds, {grid.epochs} epochs each. Best shape `{best_shape}`: "
         f"mean accuracy {best:.4f} over its {reps} seeds; target >= {best - TOLERANCE:.4f}, "
         f"met by {len(grid.near_best)} shape(s). Budget: {n} trials (one per shape). ASHA: "
-        f"grace period {asha.grace_period}, reduction factor {asha.reduction_factor}, rungs at "
-        f"epochs {', '.join(map(str, asha_milestones(grid.epochs, asha)))}."
+        f"reduction factor {ashas[0].reduction_factor}; rungs at epochs "
+        + "; ".join(
+            f"{', '.join(map(str, asha_milestones(grid.epochs, a)))} (grace {a.grace_period})"
+            for a in ashas
+        )
+        + "."
     )
     if note:
         print(f"\n{note}")
@@ -340,7 +347,7 @@ def print_grid(grid: Grid, rows: list[Row], asha: Asha, note: str) -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r.sampler} | {'yes' if r.asha else 'no'} | {_cell(r.trials)} "
+            f"| {r.sampler} | {f'grace {r.grace_period}' if r.asha else 'no'} | {_cell(r.trials)} "
             f"| {_cell(r.epochs)} | {r.trials['reached']}/{r.trials['seeds']} "
             f"| {_cell(r.observed)} | {r.observed['reached']}/{r.observed['seeds']} "
             f"| {r.epochs_all:,.0f} |"
@@ -356,9 +363,18 @@ def main() -> None:
     )
     parser.add_argument("--study", action="append", help="only this study (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--grace",
+        type=int,
+        nargs="+",
+        default=[Asha().grace_period],
+        help=f"ASHA grace periods to replay, in epochs (default {Asha().grace_period})",
+    )
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if min(args.grace) < 1:
+        parser.error(f"--grace must be >= 1, got {min(args.grace)}")
     seeds = 2 if args.quick else args.seeds
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -395,18 +411,19 @@ def main() -> None:
         "RandomSampler), so their rows agree; '>N' and 'n.r.': not reached within the budget "
         "of N trials by that quantile's seed"
     )
-    asha = Asha()
     results = []
     for grid in grids:
-        milestones = asha_milestones(grid.epochs, asha)
-        curves = grid.has_curves(milestones)
+        ashas = [Asha(grace_period=g) for g in args.grace if g < grid.epochs]
+        milestones = sorted({m for a in ashas for m in asha_milestones(grid.epochs, a)})
+        curves = bool(ashas) and grid.has_curves(milestones)
         note = "" if curves else "No per-epoch accuracies stored: ASHA rows skipped."
         rows = [
             evaluate(grid, sampler, with_asha, seeds)
             for sampler in SAMPLERS
-            for with_asha in ([None, asha] if curves else [None])
+            for with_asha in ([None, *ashas] if curves else [None])
         ]
-        print_grid(grid, rows, asha, note)
+        print_grid(grid, rows, ashas or [Asha()], note)
+        rungs_by_grace = {a.grace_period: asha_milestones(grid.epochs, a) for a in ashas}
         best_shape, best = grid.best
         results.append(
             {
@@ -414,14 +431,15 @@ def main() -> None:
                 "shapes": len(grid.shapes), "epochs": grid.epochs,
                 "replicates": {s: len(r) for s, r in grid.shapes.items()},
                 "best_shape": best_shape, "best_mean": best, "target": best - TOLERANCE,
-                "near_best": sorted(grid.near_best), "asha_rungs": milestones if curves else None,
+                "near_best": sorted(grid.near_best),
+                "asha_rungs": rungs_by_grace if curves else None,
                 "rows": [asdict(r) for r in rows],
             }
         )  # fmt: skip
     if args.json:
         settings = {
             "seeds": seeds, "tolerance": TOLERANCE, "samplers": list(SAMPLERS),
-            "asha": asdict(asha), "db": str(args.db),
+            "asha": [asdict(Asha(grace_period=g)) for g in args.grace], "db": str(args.db),
         }  # fmt: skip
         args.json.write_text(json.dumps({"settings": settings, "grids": results}, indent=2))
 

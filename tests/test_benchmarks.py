@@ -69,8 +69,9 @@ def test_quick_search_efficiency_replays_a_synthetic_grid(tmp_path: Path) -> Non
     db, out = tmp_path / "sweeps.db", tmp_path / "efficiency.json"
     _synthetic_sweeps(db)
     script = SCRIPT.parent / "bench_search_efficiency.py"
+    args = ["--quick", "--db", str(db), "--json", str(out), "--grace", "3", "5"]
     done = subprocess.run(
-        [sys.executable, str(script), "--quick", "--db", str(db), "--json", str(out)],
+        [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -82,14 +83,14 @@ def test_quick_search_efficiency_replays_a_synthetic_grid(tmp_path: Path) -> Non
     assert "trials to target" in table[0]
     rows = [line.split("|")[1:3] for line in table[2:]]
     assert [(s.strip(), a.strip()) for s, a in rows] == [
-        (s, a) for s in ("tpe", "random", "grid") for a in ("no", "yes")
+        (s, a) for s in ("tpe", "random", "grid") for a in ("no", "grace 3", "grace 5")
     ]
     result = json.loads(out.read_text())
     assert result["settings"]["seeds"] == 2
     (grid,) = result["grids"]
     assert grid["best_shape"] == "mixer-S16-p1-gt2-gc2-d2"
     assert grid["shapes"] == 4
-    assert grid["asha_rungs"] == [3, 9]
+    assert grid["asha_rungs"] == {"3": [3, 9], "5": [5]}  # Ray's rungs within 9 epochs
     for row in grid["rows"]:  # the best shape leads at every epoch: always found, never pruned
         assert row["trials"]["reached"] == 2
         assert 1 <= row["trials"]["median"] <= 4
