@@ -148,3 +148,38 @@ def test_quick_trial_benchmark_compares_fit_with_a_dataloader_loop(tmp_path: Pat
     for row in result["rows"]:
         assert {"epochs_per_s", "epochs_per_s_with_val", "vs_dataloader"} <= set(row)
         assert len(row["train_seconds"]) == 1  # 2 epochs, the first is warm-up
+
+
+@pytest.mark.slow
+def test_quick_gpu_benchmark_runs_on_the_cpu(tmp_path: Path) -> None:
+    """The GPU benchmark's logic (MFU rows, packed processes) at tiny sizes, without CUDA."""
+    import json
+
+    out = tmp_path / "gpu.json"
+    table = _run_quick("bench_gpu.py", out, "--device", "cpu")
+    assert any(line.startswith("| nas-width mixer_b16 |") for line in table), table
+    result = json.loads(out.read_text())
+    (row,) = [r for r in result["mfu"] if r["model"] == "nas-width mixer_b16"]
+    assert row["params"] > 50_000_000  # Mixer-B/16's 59M at a 32 x 32 input
+    assert row["tflops"] > 0
+    assert row["mfu"] is None  # no peak is known for a CPU
+    assert [r["at_once"] for r in result["packing"]] == [1, 2]
+    assert result["packing"][0]["speedup"] == 1.0
+    assert all(r["trials_per_hour"] > 0 for r in result["packing"])
+
+
+def test_run_all_runs_the_chosen_benchmarks_and_skips_what_cannot_run(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    only = ["--only", "budget", "search_efficiency", "--db", str(tmp_path / "missing.db")]
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "run_all.py"), "--quick", "--out", str(out), *only],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "budget: done" in done.stdout
+    assert "search_efficiency: skipped (no sweeps database" in done.stdout
+    assert "| work | cold (ms) |" in (out / "budget.md").read_text()
+    assert not (out / "search_efficiency.md").exists()
