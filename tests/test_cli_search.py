@@ -484,3 +484,27 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert re.search(named, err), err
     assert "Traceback" not in err
     assert snapshot(bad_inputs) == before  # no storage, export or run directory written
+
+
+def test_resume_with_another_recipe_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trials trained for another number of epochs are not comparable: --resume --epochs N with
+    a different N exits 2 with one line, before Ray starts and without touching the study."""
+    from nas_width.search.runner import open_search_study, prepare
+    from nas_width.search.study import load_study
+
+    study_file, stored = write_study(tmp_path), tmp_path / "stored"
+    stored.mkdir()
+    spec = load_study(str(study_file)).replace(storage=f"sqlite:///{stored / 'study.db'}")
+    _, lease = open_search_study(prepare(spec, BUDGET), resume=False)  # the stored study
+    lease.release()
+    _, lease = open_search_study(prepare(spec, BUDGET), resume=True)  # same recipe: accepted
+    lease.release()
+    before = snapshot(stored)
+    args = ["search", "--study", study_file, "--budget", BUDGET, "--storage", spec.storage]
+    code, _, err = invoke(capsys, *args, "--resume", "--epochs", str(EPOCHS + 3))
+    assert code == 2, err
+    assert err.count("\n") == 1, err
+    assert f"recipe epochs {EPOCHS}; this search asks for {EPOCHS + 3}" in err
+    assert snapshot(stored) == before

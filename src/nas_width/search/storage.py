@@ -209,13 +209,25 @@ def _attempt(trial: optuna.trial.FrozenTrial) -> int:
 
 
 def check_compatible(study: optuna.Study, expected: dict[str, Any]) -> None:
-    """Refuse to continue a study whose budget, space or data set differ from this search's."""
+    """Refuse to continue a study whose budget, space, data set or training recipe differ
+    from this search's: its trials would not be comparable.
+
+    Recipe fields are compared where both sides have them, so a study stored before a field
+    existed still resumes.
+    """
     stored = study.user_attrs
+    refuse = f"study {study.study_name!r} was run with {{}} {{!r}}; this search asks for {{!r}}"
     for key in ("budget", "space_hash", "dataset", "pareto"):
         if key in stored and stored[key] != expected[key]:
             raise StorageError(
-                f"study {study.study_name!r} was run with {key} {stored[key]!r}; this search "
-                f"asks for {expected[key]!r}: choose another --study-name"
+                refuse.format(key, stored[key], expected[key]) + ": choose another --study-name"
+            )
+    was, now = stored.get("recipe") or {}, expected.get("recipe") or {}
+    for field in sorted(was.keys() & now.keys()):
+        if was[field] != now[field]:
+            raise StorageError(
+                refuse.format(f"recipe {field}", was[field], now[field])
+                + f": resume with the study's {field}, or choose another --study-name"
             )
 
 
