@@ -25,8 +25,9 @@ Definitions:
 * *First observed within*: the simpler measure, the first trial whose observed accuracy is
   >= best - 0.005 (a lucky replicate of a worse shape counts).
 
-Samplers are built by nas-width's own ``_sampler`` (``nas_width.search.runner``): TPE
-(``multivariate=True``) or Optuna's RandomSampler, seeded, wrapped in ``UntriedShapes``; "grid"
+Samplers are built by nas-width's own ``_sampler`` (``nas_width.search.runner``): TPE (``ShapeTPE``,
+a TPE over the shapes' features, which the stored trials' ``config`` attributes give) or
+Optuna's RandomSampler, seeded, wrapped in ``UntriedShapes``; "grid"
 is ``UntriedShapes`` over RandomSampler, a seeded random order without repeats, so in nas-width
 "random" and "grid" are the same sampler and their rows agree. Each replay drives an in-memory
 Optuna study sequentially with ask and tell, reporting every epoch's accuracy as an intermediate
@@ -68,6 +69,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from nas_width.config import MixerConfig
 from nas_width.search.runner import _sampler
 from nas_width.search.study import Asha, StudySpec
 
@@ -95,6 +97,8 @@ class Grid:
     budget: str
     epochs: int
     shapes: dict[str, list[Replicate]]
+    #: each shape's config (its trials' ``config`` attribute), for TPE's shape features
+    configs: dict[str, MixerConfig] = field(default_factory=dict)
 
     def mean(self, shape: str) -> float:
         """The true accuracy of ``shape``: the mean over its replicates."""
@@ -175,11 +179,14 @@ def load_grid(study: optuna.Study) -> tuple[Grid | None, str]:
     attrs = study.user_attrs
     epochs = int(attrs.get("recipe", {}).get("epochs", 0))
     shapes: dict[str, list[Replicate]] = {}
+    configs: dict[str, MixerConfig] = {}
     for t in complete:
         curve = {int(k): float(v) for k, v in t.intermediate_values.items()}
         ran = int(t.user_attrs.get("epochs", max(curve, default=epochs)))
         shape = SEED_SUFFIX.sub("", str(t.params["shape"]))
         shapes.setdefault(shape, []).append(Replicate(float(t.values[0]), curve, ran))
+        if "config" in t.user_attrs:
+            configs[shape] = MixerConfig.from_dict(t.user_attrs["config"]).replace(seed=0)
     keys = len({t.params["shape"] for t in complete})
     feasible = attrs.get("feasible", {}).get("shapes", keys)
     counts = {len(r) for r in shapes.values()}
@@ -190,7 +197,8 @@ def load_grid(study: optuna.Study) -> tuple[Grid | None, str]:
     epochs = epochs or max(r.epochs for reps in shapes.values() for r in reps)
     dataset = str(attrs.get("dataset", {}).get("name", "?"))
     budget = str(attrs.get("budget", "?"))
-    return Grid(study.study_name, dataset, budget, epochs, dict(sorted(shapes.items()))), ""
+    grid = Grid(study.study_name, dataset, budget, epochs, dict(sorted(shapes.items())), configs)
+    return grid, ""
 
 
 def asha_milestones(max_t: int, asha: Asha) -> list[int]:
@@ -227,7 +235,8 @@ def replay(grid: Grid, sampler: str, asha: Asha | None, seed: int) -> Replay:
         "shape": optuna.distributions.CategoricalDistribution(list(grid.shapes))
     }
     study = optuna.create_study(
-        direction="maximize", sampler=_sampler(StudySpec("replay", sampler=sampler, seed=seed), {})
+        direction="maximize",
+        sampler=_sampler(StudySpec("replay", sampler=sampler, seed=seed), grid.configs),
     )
     rungs = None
     if asha is not None:

@@ -11,7 +11,7 @@ What is promised, and why only that:
   another in the driver, each draw comes from the seeded sampler, and the wrapper that skips
   tried shapes counts every earlier trial, running or finished; the order in which trials
   finish never enters.
-- Shapes, TPE (the default): TPE's first ``n_startup_trials`` (10) trials are seeded random draws,
+- Shapes, TPE (the default): TPE's first ``n_startup_trials`` (4) trials are seeded random draws,
   so they repeat at any ``max_concurrent``. After that TPE models the *finished* trials, and
   with two trials at once which trial has finished when the next is asked depends on timing:
   only ``max_concurrent = 1`` repeats the whole sequence. (GP and NSGA-II too, after their
@@ -32,6 +32,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from nas_width.search.shape_tpe import ShapeTPE
 from tests.conftest import invoke
 
 pytestmark = pytest.mark.slow
@@ -40,9 +41,7 @@ BUDGET = "5k"
 EPOCHS = 2
 SEED = 7
 #: TPE's random startup: its first trials are seeded draws that do not look at results.
-TPE_STARTUP: int = (
-    inspect.signature(optuna.samplers.TPESampler).parameters["n_startup_trials"].default
-)
+TPE_STARTUP: int = inspect.signature(ShapeTPE).parameters["n_startup_trials"].default
 
 Run = list[dict[str, Any]]
 
@@ -114,7 +113,7 @@ def cached(
 # "grid" is the same sampler as "random" (a seeded order without repeats): one case covers both.
 CASES = [
     pytest.param("random", 2, 6, id="random-2-at-once"),
-    pytest.param("tpe", 2, 6, id="tpe-startup-2-at-once"),
+    pytest.param("tpe", 2, TPE_STARTUP, id="tpe-startup-2-at-once"),
     pytest.param("tpe", 1, TPE_STARTUP + 2, id="tpe-past-startup-1-at-a-time"),
 ]
 

@@ -220,8 +220,10 @@ def _sampler(spec: StudySpec, shapes: dict[str, MixerConfig]) -> optuna.samplers
         base = optuna.samplers.GPSampler(seed=seed)
     elif spec.sampler == "nsga2":
         base = optuna.samplers.NSGAIISampler(seed=seed)
-    else:
-        base = optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    else:  # tpe: over the shapes' features, not the bare categorical (nas_width.search.shape_tpe)
+        from nas_width.search.shape_tpe import ShapeTPE
+
+        base = ShapeTPE(shapes, seed=seed)
     return UntriedShapes(base, seed=seed)
 
 
