@@ -20,9 +20,22 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas_width.search.storage import INTERRUPTED
 
-__all__ = ["UntriedShapes"]
+__all__ = ["UntriedShapes", "tried_shapes"]
 
 PARAM = "shape"
+
+
+def tried_shapes(study: optuna.Study, current: FrozenTrial) -> set[Any]:
+    """Shapes of every trial but ``current``, running or finished; an interrupted trial's shape
+    does not count (it is queued again)."""
+    tried = set()
+    for t in study.get_trials(deepcopy=False):
+        if t.number == current.number or PARAM not in t.params:
+            continue
+        if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == INTERRUPTED:
+            continue
+        tried.add(t.params[PARAM])
+    return tried
 
 
 class UntriedShapes(BaseSampler):
@@ -34,14 +47,7 @@ class UntriedShapes(BaseSampler):
 
     @staticmethod
     def _tried(study: optuna.Study, current: FrozenTrial) -> set[Any]:
-        tried = set()
-        for t in study.get_trials(deepcopy=False):
-            if t.number == current.number or PARAM not in t.params:
-                continue
-            if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == INTERRUPTED:
-                continue
-            tried.add(t.params[PARAM])
-        return tried
+        return tried_shapes(study, current)
 
     def _untried(self, study: optuna.Study, trial: FrozenTrial, choices: Sequence[Any]) -> Any:
         tried = self._tried(study, trial)

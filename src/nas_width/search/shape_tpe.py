@@ -26,7 +26,7 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from nas_width.config import MixerConfig
-from nas_width.search.sampler import PARAM, UntriedShapes
+from nas_width.search.sampler import PARAM, tried_shapes
 
 __all__ = ["ShapeTPE"]
 
@@ -84,7 +84,7 @@ class ShapeTPE(BaseSampler):
         if param_name != PARAM or not isinstance(param_distribution, CategoricalDistribution):
             return random
         choices = [c for c in param_distribution.choices if c in self._features]
-        tried = UntriedShapes._tried(study, trial)
+        tried = tried_shapes(study, trial)
         fresh = [c for c in choices if c not in tried]
         finished = [
             t
