@@ -20,7 +20,9 @@ from nas_width.errors import NasWidthError
 from nas_width.search import load_study
 from nas_width.search.runner import prepare, run_search
 from nas_width.search.storage import INTERRUPTED, StorageError
+from nas_width.search.study import SAMPLERS
 from nas_width.search.trainable import FAIL_HOOK_ENV
+from tests.conftest import small_config
 
 pytestmark = pytest.mark.slow
 
@@ -184,6 +186,7 @@ def test_failing_trials_end_fail_with_reason_and_search_goes_on(tmp_path: Path) 
         assert "failure injected by a test hook" in t.user_attrs["fail_reason"]
 
 
+@pytest.mark.smoke
 def test_pareto_search_reports_a_front(tmp_path: Path) -> None:
     path = write_study(tmp_path, trials=4, pareto=True, sampler="nsga2")
     outcome = search(path, budget="flops=200k")
@@ -196,6 +199,39 @@ def test_pareto_search_reports_a_front(tmp_path: Path) -> None:
     accs = [row["val_accuracy"] for row in outcome.front]
     assert flops == sorted(flops)
     assert all(a <= b for a, b in itertools.pairwise(accs))  # a front rises with cost
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_runs_a_search_under_ray(tmp_path: Path, sampler: str) -> None:
+    """Each sampler the CLI offers, on today's Optuna and Ray: two trials run and complete, on
+    two different shapes (tpe is the shape TPE)."""
+    path = write_study(tmp_path, trials=2, sampler=sampler)
+    outcome = search(path)
+    trials = stored(path).trials
+    assert outcome.states["COMPLETE"] == len(trials) == 2
+    assert len({t.params["shape"] for t in trials}) == 2
+    assert outcome.best is not None
+
+
+@pytest.mark.smoke
+def test_searcher_pickles_without_its_driver_objects() -> None:
+    """Ray pickles the search algorithm (tuner.pkl, its checkpoints); the sampler, which may
+    hold a lock (NSGA-II), and the live study stay on the driver."""
+    import pickle
+
+    from nas_width.search.searcher import DRIVER_ONLY, WidthSearch
+
+    searcher = WidthSearch(
+        {"a": small_config()}, epochs=1, metric="val_accuracy", mode="max",
+        sampler=optuna.samplers.NSGAIISampler(seed=0),
+    )  # fmt: skip
+    assert searcher.study is not None
+    copy = pickle.loads(pickle.dumps(searcher))
+    assert all(getattr(copy, name) is None for name in DRIVER_ONLY)
+    with pytest.raises(RuntimeError, match="no live study"):
+        _ = copy.study
+    assert searcher.study is not None  # the driver's searcher keeps its study
 
 
 def test_bad_search_input_touches_no_storage(tmp_path: Path) -> None:

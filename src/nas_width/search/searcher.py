@@ -9,11 +9,17 @@ shows them while it runs.
 
 With ``max_failures`` set, the searcher suggests no new trial once that many trials in a row
 have failed; Ray lets the running ones end and returns, and the caller reports why it stopped.
+
+The searcher lives on the driver. Ray pickles it all the same (``tuner.pkl`` for
+``Tuner.restore``, and :meth:`save` in its experiment checkpoints), but nas-width resumes from
+the Optuna study, never from those: the pickled form leaves out the live study, its trials and
+the sampler, which need not be picklable (Optuna 5.1's ``NSGAIISampler`` holds a thread lock).
 """
 
 from __future__ import annotations
 
 import math
+import pickle
 from typing import Any
 
 import optuna
@@ -28,6 +34,9 @@ __all__ = ["WidthSearch", "shape_attrs"]
 
 #: Result keys copied into each finished trial's user attributes: the last epoch's metrics,
 #: where it ran (``pid`` is Ray's: the worker process) and when it trained (see trainable.py).
+#: What only the driver's live searcher holds; never pickled (see the module docstring).
+DRIVER_ONLY = ("_sampler", "_storage", "_ot_study", "_ot_trials")
+
 RESULT_ATTRS = (
     "epoch", "images_per_sec", "device", "train_loss", "val_loss", "node_id", "pid",
     "started_at", "fit_started_at", "fit_seconds", "train_seconds",
@@ -91,7 +100,7 @@ class WidthSearch(OptunaSearch):
     def study(self) -> optuna.Study:
         study: optuna.Study | None = getattr(self, "_ot_study", None)
         if study is None:
-            raise RuntimeError("the study is set up in __init__ when a space is given")
+            raise RuntimeError("no live study: only the driver's searcher has one (not a copy)")
         return study
 
     @property
@@ -148,6 +157,24 @@ class WidthSearch(OptunaSearch):
             self._tell(trial_id, [result[m] for m in metrics], TrialState.COMPLETE)
         else:
             self._tell(trial_id, result[self.metric], TrialState.COMPLETE)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in DRIVER_ONLY}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.update(dict.fromkeys(DRIVER_ONLY))
+
+    def save(self, checkpoint_path: str) -> None:
+        """Ray's searcher checkpoint: bookkeeping only (the study is the record)."""
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__getstate__(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        raise RuntimeError(
+            "a width search resumes from its Optuna study (nas-width search --resume), "
+            "not from Ray's searcher checkpoint"
+        )
 
     def _tell(self, trial_id: str, value: Any, state: TrialState) -> None:
         self.study.tell(self._ot_trials[trial_id], value, state=state)
