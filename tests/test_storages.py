@@ -117,6 +117,18 @@ def test_a_retry_stopped_before_its_parameters_were_suggested_keeps_them(
     assert study.ask(SPACE).params == {"shape": "a"}
 
 
+def test_a_trial_killed_before_its_shape_was_chosen_is_failed_with_nothing_queued(
+    study: optuna.Study,
+) -> None:
+    """Optuna's ask makes the trial RUNNING before the sampler picks its shape; a kill between
+    the two leaves no parameters to retry, and the sampler chooses again."""
+    bare = study.ask()
+    assert stored.recover_interrupted(study) == [bare.number]
+    assert study.trials[bare.number].state == TrialState.FAIL
+    assert study.trials[bare.number].user_attrs["fail_reason"] == INTERRUPTED
+    assert not study.get_trials(states=(TrialState.WAITING,))
+
+
 def dead_pid() -> int:
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
