@@ -94,6 +94,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> Searched:
     return Searched(directory, study, db, done)
 
 
+@pytest.mark.smoke
 def test_search_subprocess_prints_trials_best_budget_and_next_commands(searched: Searched) -> None:
     done = searched.done
     assert done.returncode == 0, done.stderr
@@ -135,6 +136,7 @@ def test_search_subprocess_prints_trials_best_budget_and_next_commands(searched:
     )
 
 
+@pytest.mark.smoke
 def test_export_then_train_subprocesses_reproduce_the_test_accuracy(
     searched: Searched, tmp_path: Path
 ) -> None:
@@ -232,6 +234,7 @@ def get_json(url: str) -> tuple[int, Any]:
         return response.status, json.loads(response.read())
 
 
+@pytest.mark.smoke
 def test_dashboard_serves_the_stored_study(searched: Searched, tmp_path: Path) -> None:
     assert searched.done.returncode == 0, searched.done.stderr
     port = free_port()

@@ -67,6 +67,7 @@ def ray_cluster() -> Iterator[None]:
 
 
 @pytest.mark.slow
+@pytest.mark.smoke
 @pytest.mark.usefixtures("ray_cluster")
 def test_ray_tune_tuner(tmp_path: Path, data: Splits, shapes: dict[str, MixerConfig]) -> None:
     from ray import tune

@@ -140,6 +140,7 @@ def system_attrs(url: str, name: str = NAME) -> dict[str, Any]:
     return dict(study._storage.get_study_system_attrs(study._study_id))
 
 
+@pytest.mark.smoke
 def test_report_prints_the_verdict_and_writes_a_self_contained_html(
     capsys: pytest.CaptureFixture[str], db: Path, tmp_path: Path
 ) -> None:
