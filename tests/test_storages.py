@@ -222,3 +222,27 @@ def test_a_lease_that_cannot_be_read_does_not_lock_the_study_forever(study: optu
         assert lease.taken_over is None
     finally:
         lease.release()
+
+
+@pytest.mark.parametrize(
+    ("stored_attrs", "refused"),
+    [
+        ({"shapes_hash": "aaa"}, False),
+        ({"shapes_hash": "bbb"}, True),  # the same keys solved to other C or hidden widths
+        ({"feasible": {"shapes": 3}}, False),  # a study from before shapes_hash: by its count
+        ({"feasible": {"shapes": 4}}, True),
+        ({}, False),
+    ],
+)
+def test_resume_refuses_shapes_solved_differently(
+    study: optuna.Study, stored_attrs: dict[str, object], refused: bool
+) -> None:
+    for key, value in stored_attrs.items():
+        study.set_user_attr(key, value)
+    expected = {"budget": None, "space_hash": None, "dataset": None, "pareto": None,
+                "shapes_hash": "aaa", "feasible": {"shapes": 3}}  # fmt: skip
+    if refused:
+        with pytest.raises(StorageError, match="shapes solved differently"):
+            stored.check_compatible(study, expected)
+    else:
+        stored.check_compatible(study, expected)

@@ -72,6 +72,10 @@ class MixerConfig:
             0 <= seed < 2**32.
         density: SW-MLP only: mask density of both sub-layers. ``None`` matches the Mixer's
             densities, 1/C for the token-like and 1/S for the channel-like sub-layer.
+        hidden_token: the token-mixing MLP's hidden width D_S when it is not round(gamma*S).
+            The budget solver sets it (within 10% of gamma*S) where whole numbers of channels
+            alone step over the budget; ``None`` otherwise.
+        hidden_channel: likewise D_C for the channel-mixing MLP (``None``: round(gamma*C)).
 
     Derived: ``tokens`` (S), ``width`` (m = S*C) and the two hidden widths.
 
@@ -91,6 +95,8 @@ class MixerConfig:
     num_classes: int = 10
     seed: int = 0
     density: float | None = field(default=None)
+    hidden_token: int | None = None
+    hidden_channel: int | None = None
 
     def __post_init__(self) -> None:
         shape = _as_int_tuple("input_shape", self.input_shape)
@@ -130,6 +136,9 @@ class MixerConfig:
             if density > 1 or self.mixing != "sw-mlp":
                 raise ConfigError(f"density must be in (0, 1] and only with sw-mlp, got {density}")
             set_(self, "density", density)
+        for name in ("hidden_token", "hidden_channel"):
+            if getattr(self, name) is not None:
+                set_(self, name, _positive_int(name, getattr(self, name)))
 
     # --- derived shape --------------------------------------------------------------------
     @property
@@ -154,13 +163,22 @@ class MixerConfig:
 
     @property
     def token_hidden(self) -> int:
-        """Hidden width of the token-mixing MLP, round(gamma_token * S)."""
+        """Hidden width D_S of the token-mixing MLP: ``hidden_token``, else round(gamma_S*S)."""
+        if self.hidden_token is not None:
+            return self.hidden_token
         return max(1, round(self.gamma_token * self.tokens))
 
     @property
     def channel_hidden(self) -> int:
-        """Hidden width of the channel-mixing MLP, round(gamma_channel * C)."""
-        return max(1, round(self.gamma_channel * self.channels))
+        """Hidden width D_C of the channel-mixing MLP: ``hidden_channel``, else
+        round(gamma_C*C)."""
+        return self.channel_hidden_at(self.channels)
+
+    def channel_hidden_at(self, channels: int) -> int:
+        """D_C this config would have with ``channels`` channels (the solver's trial C)."""
+        if self.hidden_channel is not None:
+            return self.hidden_channel
+        return max(1, round(self.gamma_channel * channels))
 
     # --- (de)serialisation ------------------------------------------------------------------
     def replace(self, **changes: Any) -> MixerConfig:
@@ -168,8 +186,12 @@ class MixerConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready fields (tuples become lists)."""
+        """Plain JSON-ready fields (tuples become lists); hidden widths only where set, so a
+        config that never needed them reads as it did before they existed."""
         out = dataclasses.asdict(self)
+        for name in ("hidden_token", "hidden_channel"):
+            if out[name] is None:
+                del out[name]
         out["input_shape"] = list(self.input_shape)
         out["patch"] = list(self.patch)
         return out

@@ -2,11 +2,21 @@
 
 from nas_width.budget.closed_form import Counts, closed_form
 from nas_width.budget.measure import Measurement, clear_cache, measure
-from nas_width.budget.solve import DEFAULT_TOLERANCE, METRICS, Budget, parse_budget, solve
+from nas_width.budget.solve import (
+    DEFAULT_TOLERANCE,
+    MAX_HIDDEN_SHIFT,
+    METRICS,
+    PRECISION,
+    Budget,
+    parse_budget,
+    solve,
+)
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "MAX_HIDDEN_SHIFT",
     "METRICS",
+    "PRECISION",
     "Budget",
     "Counts",
     "Measurement",

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nas_width.config import MixerConfig
-from nas_width.models.mixer import sw_fan_ins
+from nas_width.models.mixer import fan_ins
 
 __all__ = ["Counts", "closed_form"]
 
@@ -36,10 +36,9 @@ class Counts:
     connections: int
 
 
-def _mixing_per_block(cfg: MixerConfig) -> tuple[int, int]:
+def _mixing_per_block(cfg: MixerConfig, C: int, h_s: int, h_c: int) -> tuple[int, int]:
     """(stored parameters, connections) of one block's two mixing layers, biases included."""
-    S, C = cfg.tokens, cfg.channels
-    h_s, h_c = cfg.token_hidden, cfg.channel_hidden
+    S = cfg.tokens
     m = S * C
     connections = 2 * h_s * S * C + 2 * h_c * C * S
     token_mlp = 2 * h_s * S + h_s + S  # W1 (h_S x S), b1, W2 (S x h_S), b2
@@ -48,16 +47,28 @@ def _mixing_per_block(cfg: MixerConfig) -> tuple[int, int]:
         return token_mlp + channel_mlp, connections
     if cfg.mixing == "monarch":
         return C * token_mlp + S * channel_mlp, connections
-    (k1_s, k2_s), (k1_c, k2_c) = sw_fan_ins(cfg)
+    (k1_s, k2_s), (k1_c, k2_c) = fan_ins(S, C, h_s, h_c, cfg.density)
     nonzeros = h_s * C * k1_s + m * k2_s + h_c * S * k1_c + m * k2_c
     biases = h_s * C + m + h_c * S + m
     return nonzeros + biases, nonzeros
 
 
-def closed_form(cfg: MixerConfig) -> Counts:
-    """Exact counts of ``build_model(cfg)`` without building it."""
-    S, C = cfg.tokens, cfg.channels
-    block_params, block_connections = _mixing_per_block(cfg)
+def closed_form(
+    cfg: MixerConfig,
+    *,
+    channels: int | None = None,
+    token_hidden: int | None = None,
+    channel_hidden: int | None = None,
+) -> Counts:
+    """Exact counts of ``build_model(cfg)`` without building it; the keyword widths, where
+    given, stand in for C, D_S and D_C (the solver tries thousands without making configs)."""
+    S = cfg.tokens
+    C = cfg.channels if channels is None else channels
+    if token_hidden is None:
+        token_hidden = cfg.token_hidden  # D_S does not depend on C
+    if channel_hidden is None:
+        channel_hidden = cfg.channel_hidden if channels is None else cfg.channel_hidden_at(C)
+    block_params, block_connections = _mixing_per_block(cfg, C, token_hidden, channel_hidden)
     mixing_params = cfg.depth * block_params
     connections = cfg.depth * block_connections
     norms = 2 * cfg.depth + 1

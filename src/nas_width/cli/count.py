@@ -133,6 +133,13 @@ def count(
     num_classes: Annotated[int | None, typer.Option(help="Outputs of the head.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of permutations and masks.")] = None,
     density: Annotated[float | None, typer.Option(help="SW-MLP mask density.")] = None,
+    space: Annotated[
+        str | None,
+        typer.Option(
+            help="Count every shape of this search space at --budget instead (a shipped name, "
+            "a TOML file or module:function); needs --input-shape."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Count parameters and FLOPs (fvcore) of a Mixer config; with --budget, solve C first.
@@ -146,7 +153,12 @@ def count(
       nas-width count --model mixer_b16 --json
 
       nas-width count --input-shape 3,32,32 --patch 4,4 --budget flops=20M
+
+      nas-width count --space mixer --input-shape 1,8,8 --budget 50k
     """
+    if space is not None:
+        _count_space(space, budget, tolerance, input_shape, num_classes, as_json)
+        return
     fields: dict[str, Any] = {
         "input_shape": _int_tuple("--input-shape", input_shape) if input_shape else None,
         "patch": _int_tuple("--patch", patch) if patch else None,
@@ -177,3 +189,49 @@ def count(
         typer.echo(json.dumps(payload, indent=2))
     else:
         typer.echo(render(config, result, spec))
+
+
+def _count_space(
+    name: str,
+    budget: str | None,
+    tolerance: float,
+    input_shape: str | None,
+    num_classes: int | None,
+    as_json: bool,
+) -> None:
+    """Every candidate of a space at a budget: the solved shapes, then those left out with the
+    solver's reason (the same list ``nas-width search`` prints before its trials)."""
+    from nas_width.budget.closed_form import closed_form
+    from nas_width.search.space import load_space
+
+    if budget is None or input_shape is None:
+        raise ConfigError("--space needs --budget and --input-shape")
+    spec = parse_budget(budget, tolerance)
+    shape = _int_tuple("--input-shape", input_shape)
+    solved = load_space(name).solve(spec, shape, num_classes or 10)
+    rows = []
+    for key, cfg in solved.feasible.items():
+        counts = closed_form(cfg)
+        rows.append({
+            "shape": key, "S": cfg.tokens, "C": cfg.channels, "D_S": cfg.token_hidden,
+            "D_C": cfg.channel_hidden, "m": cfg.width, "S_over_C": cfg.tokens / cfg.channels,
+            spec.metric: getattr(counts, spec.metric), "error": spec.error(counts),
+        })  # fmt: skip
+    left_out = {i.key: i.reason for i in solved.infeasible}
+    if as_json:
+        payload = {"budget": str(spec), "tolerance": spec.tolerance, "shapes": rows,
+                   "left_out": left_out, "note": solved.ratio_note()}  # fmt: skip
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    typer.echo(f"{len(rows)} shape(s) at budget {spec} (+/-{spec.tolerance:.0%}); "
+               f"{solved.ratio_note()}")  # fmt: skip
+    typer.echo(f"  {'shape':<36}{'S':>5}{'C':>6}{'D_S':>6}{'D_C':>6}{'S/C':>8}{'error':>9}")
+    for r in rows:
+        typer.echo(
+            f"  {r['shape']:<36}{r['S']:>5}{r['C']:>6}{r['D_S']:>6}{r['D_C']:>6}"
+            f"{r['S_over_C']:>8.3g}{r['error']:>+9.2%}"
+        )
+    if left_out:
+        typer.echo(f"left out: {len(left_out)} shape(s) no C can hold:")
+        for key, reason in left_out.items():
+            typer.echo(f"  {key}: {reason}")

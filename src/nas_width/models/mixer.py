@@ -45,12 +45,19 @@ def sw_fan_ins(config: MixerConfig) -> tuple[tuple[int, int], tuple[int, int]]:
     gamma_S*S hidden units (density 1/C, the Mixer's). Channel-like: C and gamma_C*C (density
     1/S). A config ``density`` p instead keeps round(p * fan-in space) of each row.
     """
-    S, C = config.tokens, config.channels
-    h_s, h_c = config.token_hidden, config.channel_hidden
-    p = config.density
+    return fan_ins(
+        config.tokens, config.channels, config.token_hidden, config.channel_hidden,
+        config.density,
+    )  # fmt: skip
+
+
+def fan_ins(
+    S: int, C: int, h_s: int, h_c: int, density: float | None
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """:func:`sw_fan_ins` from the widths alone (S, C, D_S = h_s, D_C = h_c)."""
 
     def keep(n_in: int, mixer_fan_in: int) -> int:
-        return mixer_fan_in if p is None else min(n_in, max(1, round(p * n_in)))
+        return mixer_fan_in if density is None else min(n_in, max(1, round(density * n_in)))
 
     m = S * C
     return (keep(m, S), keep(h_s * C, h_s)), (keep(m, C), keep(h_c * S, h_c))

@@ -23,7 +23,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from nas_width.budget import Budget, parse_budget
@@ -33,7 +33,14 @@ from nas_width.data import Splits, load_dataset
 from nas_width.errors import BudgetError
 from nas_width.search import storage as stored
 from nas_width.search.ray_session import RaySession, cluster_address
-from nas_width.search.space import SearchSpace, load_space, space_size
+from nas_width.search.space import (
+    Infeasible,
+    SearchSpace,
+    SolvedShapes,
+    load_space,
+    shapes_hash,
+    space_size,
+)
 from nas_width.search.study import StudySpec
 
 if TYPE_CHECKING:
@@ -65,6 +72,12 @@ class Prepared:
     data: Splits
     shapes: dict[str, MixerConfig]
     study_name: str
+    solved: SolvedShapes | None = None  # the feasible shapes and the infeasible ones
+
+    @property
+    def infeasible(self) -> list[Infeasible]:
+        """Candidate shapes that no C holds at the budget, with the reason for each."""
+        return [] if self.solved is None else self.solved.infeasible
 
     @property
     def metrics(self) -> list[str]:
@@ -94,6 +107,8 @@ class Prepared:
             "seed": self.spec.seed,
             "pareto": self.spec.pareto,
             "feasible": space_size(self.shapes),
+            "shapes_hash": shapes_hash(self.shapes),
+            "infeasible": {i.key: i.reason for i in self.infeasible},
             "nas_width_version": __version__,
         }
 
@@ -109,6 +124,7 @@ class SearchOutcome:
     front: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     recovered: list[int] = field(default_factory=list)
+    infeasible: dict[str, str] = field(default_factory=dict)
 
 
 class SearchStopped(Exception):  # noqa: N818 (a stop, not a bug: callers print the message)
@@ -165,18 +181,21 @@ def default_study_name(spec: StudySpec, budget: Budget) -> str:
     return f"{spec.name}-{budget.metric.replace('_', '-')}-{_human(budget.value)}"
 
 
-def _pareto_shapes(space: SearchSpace, budget: Budget, data: Splits) -> dict[str, MixerConfig]:
+def _pareto_shapes(space: SearchSpace, budget: Budget, data: Splits) -> SolvedShapes:
+    """The space at fractions of the budget (a front needs cheaper shapes too)."""
     shapes: dict[str, MixerConfig] = {}
+    infeasible: list[Infeasible] = []
+    candidates = 0
     for fraction in PARETO_FRACTIONS:
         part = Budget(budget.metric, max(1, round(budget.value * fraction)), budget.tolerance)
-        try:
-            found = space.shapes(part, data.input_shape, data.num_classes)
-        except BudgetError:
-            continue
-        shapes.update({f"{k}-f{fraction:g}": v for k, v in found.items()})
+        found = space.solve(part, data.input_shape, data.num_classes)
+        suffix = f"-f{fraction:g}"
+        shapes.update({k + suffix: v for k, v in found.feasible.items()})
+        infeasible += [replace(i, key=i.key + suffix) for i in found.infeasible]
+        candidates += found.candidates
     if not shapes:
         raise BudgetError(f"budget {budget} is infeasible for every shape of {space.name!r}")
-    return shapes
+    return SolvedShapes(shapes, infeasible, candidates)
 
 
 def prepare(spec: StudySpec, budget: str | None = None, study_name: str | None = None) -> Prepared:
@@ -192,13 +211,15 @@ def prepare(spec: StudySpec, budget: str | None = None, study_name: str | None =
         **ds.options,
     )  # fmt: skip
     if spec.pareto:
-        shapes = _pareto_shapes(space, spec_budget, data)
+        solved = _pareto_shapes(space, spec_budget, data)
     else:
-        shapes = space.shapes(spec_budget, data.input_shape, data.num_classes)
+        solved = space.solve(spec_budget, data.input_shape, data.num_classes)
+        if not solved.feasible:
+            space.shapes(spec_budget, data.input_shape, data.num_classes)  # raises, naming it
     name = study_name or default_study_name(spec, spec_budget)
     if spec.trials == "all":
-        spec = spec.replace(trials=len(shapes))
-    return Prepared(spec, spec_budget, space, data, shapes, name)
+        spec = spec.replace(trials=len(solved.feasible))
+    return Prepared(spec, spec_budget, space, data, solved.feasible, name, solved)
 
 
 def _sampler(spec: StudySpec, shapes: dict[str, MixerConfig]) -> optuna.samplers.BaseSampler:
@@ -225,6 +246,16 @@ def _sampler(spec: StudySpec, shapes: dict[str, MixerConfig]) -> optuna.samplers
 
         base = ShapeTPE(shapes, seed=seed)
     return UntriedShapes(base, seed=seed)
+
+
+def describe_shapes(prepared: Prepared) -> list[str]:
+    """Where the feasible shapes lie against S = C, and each candidate left out with why: no
+    shape is dropped silently."""
+    lines = [f"shapes: {prepared.solved.ratio_note()}"] if prepared.solved else []
+    if prepared.infeasible:
+        lines.append(f"left out: {len(prepared.infeasible)} shape(s) no C can hold:")
+        lines += [f"  {i.key}: {i.reason}" for i in prepared.infeasible]
+    return lines
 
 
 def open_search_study(prepared: Prepared, resume: bool) -> tuple[optuna.Study, stored.Lease]:
@@ -291,7 +322,10 @@ def summarize(study: optuna.Study, prepared: Prepared) -> SearchOutcome:
         best = max(front, key=lambda r: r["val_accuracy"])
     elif complete:
         best = record(max(complete, key=lambda t: t.values[0]))
-    return SearchOutcome(study.study_name, prepared.spec.storage, states, best, front)
+    left_out = {i.key: i.reason for i in prepared.infeasible}
+    return SearchOutcome(
+        study.study_name, prepared.spec.storage, states, best, front, infeasible=left_out
+    )
 
 
 def run_search(
@@ -343,6 +377,8 @@ def run_search(
                 f"{len(prepared.shapes)} feasible shapes at budget {prepared.budget} "
                 f"(+/-{prepared.budget.tolerance:.0%}), storage {spec.storage}"
             )
+            for line in describe_shapes(prepared):
+                echo(line)
             printer = TrialPrinter(echo, target, study, spec.recipe.epochs)
             ray_error: Exception | None = None
             try:

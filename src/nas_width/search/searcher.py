@@ -54,6 +54,8 @@ def shape_attrs(cfg: MixerConfig) -> dict[str, Any]:
         "patch": list(cfg.patch),
         "gamma_token": cfg.gamma_token,
         "gamma_channel": cfg.gamma_channel,
+        "hidden_token": cfg.token_hidden,  # D_S and D_C as built (the solver may move them)
+        "hidden_channel": cfg.channel_hidden,
         "depth": cfg.depth,
         "seed": cfg.seed,
         "density_token": m.density_token,

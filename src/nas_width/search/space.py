@@ -32,7 +32,15 @@ from nas_width.tomlfile import check_keys, expect, read_toml
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["SearchSpace", "divisor_patches", "load_space", "shape_key"]
+__all__ = [
+    "Infeasible",
+    "SearchSpace",
+    "SolvedShapes",
+    "divisor_patches",
+    "load_space",
+    "shape_key",
+    "shapes_hash",
+]
 
 Candidates = Callable[[tuple[int, ...], int], Iterable[MixerConfig]]
 _KEYS = (
@@ -60,6 +68,38 @@ def shape_key(cfg: MixerConfig, with_seed: bool = False) -> str:
 
 
 @dataclass(frozen=True)
+class Infeasible:
+    """A candidate shape that no C holds at the budget: its key, S, and the solver's reason
+    (which names the nearest C, its count and its error)."""
+
+    key: str
+    tokens: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class SolvedShapes:
+    """A space at one budget: the feasible shapes by key, the infeasible ones, and how many
+    candidates there were (seeds of one shape count once each)."""
+
+    feasible: dict[str, MixerConfig]
+    infeasible: list[Infeasible]
+    candidates: int
+
+    def ratio_note(self) -> str:
+        """Where the feasible shapes lie against S = C, in words."""
+        if not self.feasible:
+            return "no feasible shape"
+        ratios = [c.tokens / c.channels for c in self.feasible.values()]
+        lo, hi = min(ratios), max(ratios)
+        span = f"S/C from {lo:.3g} to {hi:.3g}"
+        if lo <= 1 <= hi:
+            return f"{span}, both sides of S = C"
+        side = "below" if hi < 1 else "above"
+        return f"{span}: every shape lies {side} S = C (no patch grid of the space reaches it)"
+
+
+@dataclass(frozen=True)
 class SearchSpace:
     """What varies in a width search; ``shapes`` gives the budget-feasible configs.
 
@@ -79,29 +119,42 @@ class SearchSpace:
         text = json.dumps(self.definition, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
+    def solve(self, budget: Budget, input_shape: tuple[int, ...], num_classes: int) -> SolvedShapes:
+        """Every candidate at ``budget``: the feasible ones with C (and, where needed, the hidden
+        widths) solved, and the ones no C can hold, each with the solver's reason."""
+        configs = list(self.candidates(tuple(input_shape), num_classes))
+        with_seed = len({c.seed for c in configs}) > 1
+        shapes: dict[str, MixerConfig] = {}
+        infeasible: dict[str, Infeasible] = {}
+        for cfg in configs:
+            try:
+                solved = solve(cfg, budget)
+            except BudgetError as err:
+                key = shape_key(cfg, with_seed)
+                infeasible.setdefault(key, Infeasible(key, cfg.tokens, str(err)))
+                continue
+            shapes.setdefault(shape_key(solved, with_seed), solved)
+        return SolvedShapes(
+            dict(sorted(shapes.items())), sorted(infeasible.values(), key=lambda i: i.key),
+            len(configs),
+        )  # fmt: skip
+
     def shapes(
         self, budget: Budget, input_shape: tuple[int, ...], num_classes: int
     ) -> dict[str, MixerConfig]:
         """The feasible shapes, C solved for ``budget``, keyed by :func:`shape_key`.
 
-        Candidates that cannot meet the budget within its tolerance are left out; if none is
-        left, :class:`~nas_width.BudgetError` says so.
+        Candidates that cannot meet the budget within its tolerance are left out
+        (:meth:`solve` lists them with the reason); if none is left,
+        :class:`~nas_width.BudgetError` says so.
         """
-        configs = list(self.candidates(tuple(input_shape), num_classes))
-        with_seed = len({c.seed for c in configs}) > 1
-        shapes: dict[str, MixerConfig] = {}
-        for cfg in configs:
-            try:
-                solved = solve(cfg, budget)
-            except BudgetError:
-                continue
-            shapes.setdefault(shape_key(solved, with_seed), solved)
-        if not shapes:
+        solved = self.solve(budget, input_shape, num_classes)
+        if not solved.feasible:
             raise BudgetError(
-                f"budget {budget} is infeasible for every one of the {len(configs)} shapes "
+                f"budget {budget} is infeasible for every one of the {solved.candidates} shapes "
                 f"of space {self.name!r} (input {list(input_shape)})"
             )
-        return dict(sorted(shapes.items()))
+        return solved.feasible
 
     def suggest(self, trial: optuna.Trial, shapes: dict[str, MixerConfig]) -> MixerConfig:
         """Plugin use in an Optuna objective: sample one of the feasible ``shapes``."""
@@ -179,6 +232,13 @@ def load_space(spec: str | Path) -> SearchSpace:
         return _from_callable(text)
     path = resources.find("search_spaces", text, "search space")
     return _from_table(path.stem, read_toml(path), str(path))
+
+
+def shapes_hash(shapes: dict[str, MixerConfig]) -> str:
+    """Content hash of the feasible shapes, their solved configs included (12 hex digits): a
+    study resumed with shapes solved differently (another budget solver) is refused."""
+    text = json.dumps({k: c.to_dict() for k, c in shapes.items()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def space_size(shapes: dict[str, MixerConfig]) -> dict[str, Any]:

@@ -222,6 +222,19 @@ def check_compatible(study: optuna.Study, expected: dict[str, Any]) -> None:
             raise StorageError(
                 refuse.format(key, stored[key], expected[key]) + ": choose another --study-name"
             )
+    # The solved shapes: the same keys with other C or hidden widths are other models. A study
+    # stored before shapes_hash existed is compared by its number of feasible shapes.
+    if "shapes_hash" in stored:
+        differ = stored["shapes_hash"] != expected.get("shapes_hash")
+    else:
+        count = (stored.get("feasible") or {}).get("shapes")
+        differ = count is not None and count != (expected.get("feasible") or {}).get("shapes")
+    if differ:
+        raise StorageError(
+            f"study {study.study_name!r} holds shapes solved differently from this search's "
+            "(another nas-width version's budget solver): its trials would not be comparable; "
+            "choose another --study-name"
+        )
     was, now = stored.get("recipe") or {}, expected.get("recipe") or {}
     for field in sorted(was.keys() & now.keys()):
         if was[field] != now[field]:
