@@ -149,6 +149,10 @@ def test_report_prints_the_verdict_and_writes_a_self_contained_html(
     assert (code, err) == (0, ""), err
     assert "verdict: supported" in out
     assert "Supported: accuracy rises with width m" in out
+    lines = out.splitlines()
+    assert lines[1].startswith("primary test (the default; the study names none): spearman")
+    assert lines[2] == "verdict: supported"
+    assert "over 5 shapes (10 trials)" in out
     assert re.search(r"trials used / pruned / failed / other +20 / 1 / 1 / 0", out), out
     assert re.search(r"Spearman rho \(m, accuracy\) +\+0\.\d{3} \(95% CI \+0\.\d{3} to ", out)
     assert "Kendall tau (m, accuracy)" in out
@@ -193,7 +197,14 @@ def test_report_json_saves_figures_and_note_and_a_second_run_replaces_them(
     data = json.loads(out)  # nothing but the JSON
     assert data["verdict"]["outcome"] == "supported"
     assert data["correlation"]["spearman"]["estimate"] > 0.5
-    assert data["counts"] == {"used": 20, "pruned": 1, "failed": 1, "other": 0}
+    # The verdict is the primary test's (the Mixer's shapes, by default); every kind beside it.
+    assert data["primary"] == {"kind": "mixer", "statistic": "spearman", "metric": "val_accuracy"}
+    assert data["counts"] == {"used": 10, "pruned": 1, "failed": 1, "other": 10}
+    assert data["all_kinds"]["counts"] == {"used": 20, "pruned": 1, "failed": 1, "other": 0}
+    assert data["correlation"]["unit"] == "shape"
+    assert data["correlation"]["n"] == 5  # 5 shapes, 2 seeds each
+    assert [t["primary"] for t in data["tests"]] == [True, False, False, False]
+    assert data["tests"][0]["p_holm"] is None
     assert data["report"] == str((tmp_path / "r.html").resolve())
     assert data["study"] == NAME
     assert data["saved_to_study"] is True
@@ -205,6 +216,9 @@ def test_report_json_saves_figures_and_note_and_a_second_run_replaces_them(
     note = optuna_dashboard.get_note(study)
     assert note.startswith(f"## nas-width report: {NAME}")
     assert "### Verdict: supported" in note
+    assert "primary test (the default; the study names none)" in note
+    assert "| spearman, mixer (primary) | +" in note
+    assert "(secondary, Holm p = " in note
     assert "### Each mixing kind alone" in note
     # optuna-dashboard has no public call that lists saved figures; its reader is private.
     from optuna_dashboard._custom_plot_data import get_plotly_graph_objects

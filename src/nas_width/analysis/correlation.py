@@ -2,11 +2,15 @@
 
 At a fixed budget the hypothesis "wider and sparser is better" predicts that accuracy rises
 with m. Rank correlations (Spearman's rho, Kendall's tau-b) test that without assuming a
-functional form; ties in m (several seeds of one shape) are handled by average ranks / tau-b.
+functional form. :func:`shape_correlation` is the one the verdict uses: over shape means
+(:mod:`nas_width.analysis.inference`). :func:`rank_correlation` treats every trial as
+independent; it is kept as the trial-level reference that the simulation tests show to be
+anti-conservative when seeds of one shape are counted as separate points.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,8 +23,9 @@ from nas_width.analysis._resample import (
     percentile_ci,
     spearman_rows,
 )
+from nas_width.analysis.inference import ShapeMean, shape_rank_test
 
-__all__ = ["Correlation", "RankStat", "rank_correlation"]
+__all__ = ["Correlation", "RankStat", "rank_correlation", "shape_correlation"]
 
 
 @dataclass(frozen=True)
@@ -31,10 +36,12 @@ class RankStat:
         name: "spearman" or "kendall".
         estimate: the statistic on the observed trials.
         p_increasing: one-sided permutation p-value for "accuracy rises with m"
-            (H0: accuracy is exchangeable across trials, i.e. unrelated to m):
-            (1 + #{shuffles with statistic >= observed}) / (1 + n_perm).
+            (H0: accuracy is exchangeable across the points, shapes or trials, i.e. unrelated
+            to m): (1 + #{shuffles with statistic >= observed}) / (1 + n_perm), or exact over
+            every permutation when there are fewer.
         p_decreasing: the same, one-sided for "accuracy falls with m" (statistic <= observed).
-        ci_low, ci_high: percentile bootstrap interval (resampling trials with replacement).
+        ci_low, ci_high: percentile bootstrap interval (shapes then seeds resampled for a
+            shape-level correlation; trials for a trial-level one).
         n_boot_valid: bootstrap resamples where the statistic was defined (m and accuracy not
             constant in the resample); the interval uses these.
     """
@@ -53,8 +60,11 @@ class Correlation:
     """Spearman and Kendall correlation of m with accuracy over the used trials.
 
     Attributes:
-        n: trials used. n_perm: shuffles in the permutation test. n_boot: bootstrap resamples.
-        level: the confidence level of the intervals (0.95).
+        n: the points correlated: shapes (seeds averaged) for :func:`shape_correlation`,
+            trials for :func:`rank_correlation`. n_perm: shuffles in the permutation test.
+        n_boot: bootstrap resamples. level: the confidence level of the intervals (0.95).
+        n_trials: the trials behind the n points.
+        unit: "shape" or "trial", what was resampled and permuted.
     """
 
     n: int
@@ -63,6 +73,8 @@ class Correlation:
     level: float
     spearman: RankStat
     kendall: RankStat
+    n_trials: int = 0
+    unit: Literal["shape", "trial"] = "trial"
 
 
 def _stat(
@@ -112,4 +124,26 @@ def rank_correlation(
         level=level,
         spearman=_stat("spearman", m, accuracy, perms, boot, level),
         kendall=_stat("kendall", m, accuracy, perms, boot, level),
+        n_trials=n,
     )
+
+
+def shape_correlation(
+    units: Sequence[ShapeMean], *, n_perm: int, n_boot: int, seed: int, level: float = 0.95
+) -> Correlation:
+    """Spearman and Kendall correlation of m with the shape means, permutation-tested over
+    shapes and bootstrapped hierarchically (shapes, then seeds); see
+    :func:`~nas_width.analysis.inference.shape_rank_test`."""
+    stats = {}
+    for name, stream in zip(("spearman", "kendall"), range(2), strict=True):
+        t = shape_rank_test(units, name, n_perm=n_perm, n_boot=n_boot,  # type: ignore[arg-type]
+                            seed=seed * 2 + stream, level=level)  # fmt: skip
+        stats[name] = RankStat(
+            t.statistic, t.estimate, t.p_increasing, t.p_decreasing, t.ci_low, t.ci_high,
+            t.n_boot_valid,
+        )  # fmt: skip
+    return Correlation(
+        n=len(units), n_perm=n_perm, n_boot=n_boot, level=level,
+        spearman=stats["spearman"], kendall=stats["kendall"],
+        n_trials=sum(u.n for u in units), unit="shape",
+    )  # fmt: skip

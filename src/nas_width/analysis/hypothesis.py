@@ -19,13 +19,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from nas_width.analysis._resample import streams
-from nas_width.analysis.correlation import Correlation, rank_correlation
+from nas_width.analysis.correlation import Correlation, shape_correlation
+from nas_width.analysis.inference import FamilyResult, PrimaryTest, run_family, shape_means
 from nas_width.analysis.kinds import Kinds, compare_kinds
 from nas_width.analysis.records import TrialRecord
 from nas_width.analysis.trend import Trend, fit_trend
@@ -68,8 +69,11 @@ class Analysis:
             trials or a single m).
         trend: isotonic and quadratic fits, theory's optimum (None when no trial was used).
         kinds: per mixing kind accuracy and the differences between kinds.
-        verdict: supported / contradicted / inconclusive, with criterion and numbers.
+        verdict: supported / contradicted / inconclusive, with criterion and numbers: the
+            outcome of the primary test.
         settings: the arguments that produced it (seed, resamples, thresholds).
+        primary: the test named in advance (kind, statistic, metric).
+        tests: the family, primary first, then the secondaries with Holm-adjusted p-values.
     """
 
     counts: Counts
@@ -82,6 +86,8 @@ class Analysis:
     kinds: Kinds
     verdict: Verdict
     settings: dict[str, Any]
+    primary: PrimaryTest = field(default_factory=PrimaryTest)
+    tests: tuple[FamilyResult, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain data: dicts, lists, str, int, float, bool, None (NaN -> None)."""
@@ -127,11 +133,13 @@ def analyze(
     n_perm: int = 2000,
     seed: int = 0,
     min_trials: int = 8,
+    min_shapes: int = 5,
     min_log_width_spread: float = 0.3,
     alpha: float = 0.05,
     level: float = 0.95,
     m_star: float | None = None,
     mixing: str | None = None,
+    primary: PrimaryTest | None = None,
 ) -> Analysis:
     """Test "accuracy rises with effective width m = S*C at a fixed budget" on ``records``.
 
@@ -142,6 +150,8 @@ def analyze(
         n_perm: shuffles for the permutation p-values.
         seed: seeds every resampling; equal seeds give equal results.
         min_trials: fewer used trials than this make the verdict inconclusive.
+        min_shapes: fewer shapes (seeds and patch grids of one S and C merged) than this make
+            it inconclusive too: the shape is the unit of replication.
         min_log_width_spread: a smaller log(max m / min m) makes it inconclusive.
         alpha: the one-sided significance level of the verdict.
         level: the confidence level of the intervals.
@@ -150,8 +160,14 @@ def analyze(
             S = C); without it, m* is the largest m observed among the shapes nearest S = C.
         mixing: test one mixing kind only (pooling kinds mixes their accuracy differences
             into the correlation when kinds cover different m); other kinds are excluded.
+        primary: the study's primary test; its kind sets ``mixing`` when that is not given.
+            Default: Spearman over ``mixing`` (or every kind pooled).
     """
     records = list(records)
+    if primary is not None and mixing is None and primary.kind != "all":
+        mixing = primary.kind
+    if primary is None:
+        primary = PrimaryTest(kind=mixing or "all")
     used: list[TrialRecord] = []
     excluded: list[Excluded] = []
     for r in records:
@@ -166,7 +182,7 @@ def analyze(
         failed=sum(e.reason == "failed" for e in excluded),
         other=sum(e.reason not in {"pruned", "failed"} for e in excluded),
     )
-    rng_perm, rng_corr, rng_trend, rng_kinds = streams(seed, 4)
+    _, _, rng_trend, rng_kinds = streams(seed, 4)  # streams 0, 1: the correlation
     S = np.array([r.S for r in used], dtype=np.float64)
     C = np.array([r.C for r in used], dtype=np.float64)
     m = np.array([r.m for r in used], dtype=np.float64)
@@ -174,12 +190,10 @@ def analyze(
     spread = float(np.log(m.max()) - np.log(m.min())) if used else 0.0
     flops = [r.flops for r in used if r.flops is not None]
 
+    units = shape_means(used)
     correlation = None
-    if len(used) >= 3 and np.unique(m).size >= 2:
-        correlation = rank_correlation(
-            m, acc, n_perm=n_perm, n_boot=n_boot, rng_perm=rng_perm, rng_boot=rng_corr,
-            level=level,
-        )  # fmt: skip
+    if len(units) >= 3 and len({u.m for u in units}) >= 2:
+        correlation = shape_correlation(units, n_perm=n_perm, n_boot=n_boot, seed=seed, level=level)
     trend = None
     if used:
         trend = fit_trend(S, C, acc, n_boot=n_boot, rng=rng_trend, m_star=m_star, level=level)
@@ -192,9 +206,12 @@ def analyze(
         level=level,
         min_trials=min_trials,
         min_log_width_spread=min_log_width_spread,
+        min_shapes=min_shapes,
+        statistic=primary.statistic,
     )
     settings: dict[str, Any] = {
         "n_boot": n_boot, "n_perm": n_perm, "seed": seed, "min_trials": min_trials,
+        "min_shapes": min_shapes,
         "min_log_width_spread": min_log_width_spread, "alpha": alpha, "level": level,
         "m_star": m_star, "mixing": mixing,
     }  # fmt: skip
@@ -209,4 +226,8 @@ def analyze(
         kinds=compare_kinds(used, n_boot=n_boot, rng=rng_kinds, level=level),
         verdict=verdict,
         settings=settings,
+        primary=primary,
+        tests=tuple(
+            run_family(records, primary, n_perm=n_perm, n_boot=n_boot, seed=seed, level=level)
+        ),
     )

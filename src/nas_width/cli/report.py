@@ -62,8 +62,10 @@ def report(
 ) -> None:
     """Test "accuracy rises with width m = S*C at a fixed budget" on a study.
 
-    Prints the verdict and key numbers (rank correlations of m with accuracy,
-    the best S/C next to the theory's S = C, accuracy per mixing kind), writes
+    Prints the primary test (the study's [analysis], default: the Mixer's shapes) and
+    its verdict, the secondary tests Holm-corrected, and key numbers (rank
+    correlations of m with the shape means, the best S/C next to the theory's
+    S = C, accuracy per mixing kind), writes
     a self-contained HTML report (it opens with no network), and saves the
     figures and a note into the study for nas-width dashboard.
 
@@ -84,6 +86,7 @@ def report(
         save_to_study,
         study_info,
         study_m_star,
+        study_primary,
         terminal_lines,
         write_text_atomic,
     )
@@ -98,25 +101,31 @@ def report(
     if not any(r.state == "COMPLETE" for r in records):
         raise NasWidthError(f"study {name!r} has no finished trial to analyze")
     m_star = study_m_star(study)
-    analysis = analyze(records, seed=seed, m_star=m_star)
-    if analysis.counts.used == 0:
+    pooled = analyze(records, seed=seed, m_star=m_star)  # every kind: the figures
+    if pooled.counts.used == 0:
         raise NasWidthError(
             f"study {name!r} has no finished trial with a shape and an accuracy to analyze"
         )
-    by_kind = _per_kind(records, seed, m_star, analysis) if per_kind else None
-    info = study_info(study, storage, analysis, records)
-    figures = build_figures(analysis, records, info)
+    primary = study_primary(study, records)
+    analysis = (  # the verdict is the primary test's
+        pooled if primary.kind == "all"
+        else analyze(records, seed=seed, m_star=m_star, primary=primary)
+    )  # fmt: skip
+    by_kind = _per_kind(records, seed, m_star, pooled) if per_kind else None
+    info = study_info(study, storage, pooled, records)
+    figures = build_figures(pooled, records, info)
     path = output.resolve()
-    write_text_atomic(path, render_html(info, analysis, figures, by_kind))
+    write_text_atomic(path, render_html(info, analysis, figures, by_kind, pooled))
     if save:
         titles = [figure_title(f) for f in figures.values()]
-        note = markdown_note(info, analysis, titles, by_kind, str(path))
+        note = markdown_note(info, analysis, titles, by_kind, str(path), pooled)
         save_to_study(study, figures, note)
     if as_json:
         payload: dict[str, Any] = {
             "study": name,
             "storage": storage,
             **analysis.to_dict(),
+            "all_kinds": pooled.to_dict(),
             "report": str(path),
             "figures": list(figures),
             "saved_to_study": save,
@@ -125,7 +134,7 @@ def report(
             payload["per_kind"] = {k: a.to_dict() for k, a in by_kind.items()}
         typer.echo(json.dumps(payload, indent=2))
         return
-    for line in terminal_lines(info, analysis, by_kind):
+    for line in terminal_lines(info, analysis, by_kind, pooled if pooled is not analysis else None):
         typer.echo(line)
     typer.echo(f"wrote {path}")
     if save:

@@ -21,6 +21,7 @@ from nas_width.report.data import (
     pareto_numbers,
     study_info,
     study_m_star,
+    study_primary,
     theory_m_star,
     used_records,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "save_to_study",
     "study_info",
     "study_m_star",
+    "study_primary",
     "terminal_lines",
     "theory_m_star",
     "used_records",

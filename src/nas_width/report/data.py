@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nas_width.analysis import Analysis, TrialRecord
+from nas_width.analysis.inference import PrimaryTest
 
 if TYPE_CHECKING:
     import optuna
@@ -22,6 +23,7 @@ __all__ = [
     "pareto_numbers",
     "study_info",
     "study_m_star",
+    "study_primary",
     "theory_m_star",
     "used_records",
 ]
@@ -42,6 +44,7 @@ class StudyInfo:
             two-objective study, else the non-dominated used trials when FLOPs vary; empty when
             there is no front to show).
         searched_with: the nas-width version that ran the search (None if not stored).
+        primary_declared: whether the study named its primary test before its run.
     """
 
     name: str
@@ -54,6 +57,7 @@ class StudyInfo:
     n_trials: int
     front: tuple[int, ...]
     searched_with: str | None
+    primary_declared: bool = False
 
     @property
     def two_objective(self) -> bool:
@@ -163,4 +167,18 @@ def study_info(
         n_trials=len(records),
         front=front,
         searched_with=None if version is None else str(version),
+        primary_declared=isinstance(attrs.get("primary_test"), dict),
     )
+
+
+def study_primary(study: optuna.Study, records: Sequence[TrialRecord]) -> PrimaryTest:
+    """The primary test the study named (``[analysis]``), else the default: Spearman over the
+    Mixer's shapes when the study has Mixer trials, over every kind pooled otherwise."""
+    named = study.user_attrs.get("primary_test")
+    if isinstance(named, dict):
+        return PrimaryTest(
+            kind=str(named.get("primary_kind", "mixer")),
+            statistic="kendall" if named.get("primary_statistic") == "kendall" else "spearman",
+            metric=str(named.get("primary_metric", "val_accuracy")),
+        )
+    return PrimaryTest(kind="mixer" if any(r.mixing == "mixer" for r in records) else "all")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import nas_width
 from nas_width.analysis import Analysis
 from nas_width.report.data import StudyInfo
-from nas_width.report.text import key_numbers, kind_label
+from nas_width.report.text import key_numbers, kind_label, primary_line, test_rows
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -74,9 +74,12 @@ def render_html(
     analysis: Analysis,
     figures: Mapping[str, go.Figure],
     per_kind: Mapping[str, Analysis] | None = None,
+    pooled: Analysis | None = None,
 ) -> str:
-    """The report as one HTML document (plotly.js inline)."""
+    """The report as one HTML document (plotly.js inline): the primary test's verdict
+    (``analysis``), the tests, then key numbers over every kind (``pooled``)."""
     v = analysis.verdict
+    every = pooled or analysis
     objectives = ", ".join(
         f"{m} ({d})" for m, d in zip(info.metrics, info.directions, strict=False)
     )
@@ -91,8 +94,11 @@ def render_html(
         f'<section class="verdict {_e(v.outcome)}"><h2>Verdict: {_e(v.outcome)}</h2>'
         f"<p>{_e(v.text)}</p>"
         f'<p class="criterion">Criterion: {_e(v.criterion)}</p></section>',
+        f"<p>{_e(primary_line(analysis, info.primary_declared))}</p>",
+        "<h2>Tests (the primary first; the secondaries Holm-corrected)</h2>",
+        _table(("test", "result"), test_rows(analysis)),
         "<h2>Key numbers</h2>",
-        _table(("quantity", "value"), key_numbers(analysis)),
+        _table(("quantity", "value"), key_numbers(every)),
     ]
     if per_kind:
         rows = [(kind_label(k), a.verdict.outcome, a.verdict.text) for k, a in per_kind.items()]
@@ -101,7 +107,7 @@ def render_html(
             _table(("mixing kind", "verdict", "numbers"), rows),
         ]
     sections += ["<h2>Figures</h2>", _figures(figures)]
-    excluded = [(str(e.number), e.state, e.reason) for e in analysis.excluded]
+    excluded = [(str(e.number), e.state, e.reason) for e in every.excluded]
     sections.append(f"<h2>Excluded trials ({len(excluded)})</h2>")
     sections.append(
         _table(("trial", "state", "reason"), excluded)

@@ -105,18 +105,51 @@ def key_numbers(analysis: Analysis) -> list[Row]:
     return rows
 
 
+def test_rows(analysis: Analysis) -> list[Row]:
+    """(test, result) rows: the primary test first, then the secondaries with Holm's p."""
+    pct = f"{100 * float(analysis.settings.get('level', 0.95)):g}%"
+    rows: list[Row] = []
+    for t in analysis.tests:
+        which = "primary" if t.primary else f"secondary, Holm p = {_num(t.p_holm, '.3g')}"
+        rows.append((
+            f"{t.name} ({which})",
+            f"{_num(t.estimate, '+.3f')} over {t.n_shapes} shapes ({t.n_trials} trials); "
+            f"two-sided permutation p = {_num(t.p, '.3g')}; {pct} hierarchical bootstrap "
+            f"interval {_num(t.ci_low, '+.3f')} to {_num(t.ci_high, '+.3f')}",
+        ))  # fmt: skip
+    return rows
+
+
+def primary_line(analysis: Analysis, declared: bool) -> str:
+    """What the primary test is, and whether the study named it before its run."""
+    how = "named by the study before its run" if declared else "the default; the study names none"
+    return f"primary test ({how}): {analysis.primary.describe()}"
+
+
 def terminal_lines(
-    info: StudyInfo, analysis: Analysis, per_kind: Mapping[str, Analysis] | None = None
+    info: StudyInfo,
+    analysis: Analysis,
+    per_kind: Mapping[str, Analysis] | None = None,
+    pooled: Analysis | None = None,
 ) -> list[str]:
-    """What ``nas-width report`` prints before the report's path."""
+    """What ``nas-width report`` prints before the report's path: the primary test and its
+    verdict (``analysis``), the family of tests, then the key numbers over every kind
+    (``pooled``, when the primary test covers one kind)."""
     lines = [
         f"study {info.name!r}: budget {info.budget}, data set {info.dataset}, "
         f"space {info.space}, {info.n_trials} trials",
+        primary_line(analysis, info.primary_declared),
         f"verdict: {analysis.verdict.outcome}",
         f"  {analysis.verdict.text}",
         f"  criterion: {analysis.verdict.criterion}",
     ]
-    rows = key_numbers(analysis)
+    tests = test_rows(analysis)
+    if tests:
+        lines.append("tests (the primary first; the secondaries Holm-corrected):")
+        width = max(len(label) for label, _ in tests)
+        lines += [f"  {label:<{width}}  {value}" for label, value in tests]
+    rows = key_numbers(pooled or analysis)
+    lines.append("key numbers (every kind):" if pooled is not None else "key numbers:")
     width = max(len(label) for label, _ in rows)
     lines += [f"  {label:<{width}}  {value}" for label, value in rows]
     for kind, sub in (per_kind or {}).items():
@@ -135,14 +168,19 @@ def markdown_note(
     figure_titles: Sequence[str],
     per_kind: Mapping[str, Analysis] | None = None,
     report_path: str | None = None,
+    pooled: Analysis | None = None,
 ) -> str:
-    """The study note for optuna-dashboard: verdict, key numbers, figures, excluded trials."""
+    """The study note for optuna-dashboard: the primary test and its verdict, the tests, key
+    numbers (over every kind: ``pooled``), figures, excluded trials."""
     v = analysis.verdict
+    every = pooled or analysis
     lines = [
         f"## nas-width report: {info.name}",
         "",
         f"Budget **{info.budget}**, data set **{info.dataset}**, space **{info.space}**, "
         f"{info.n_trials} trials.",
+        "",
+        f"*{_md_cell(primary_line(analysis, info.primary_declared))}*",
         "",
         f"### Verdict: {v.outcome}",
         "",
@@ -150,9 +188,13 @@ def markdown_note(
         "",
         f"*Criterion:* {v.criterion}",
         "",
+        "| test | result |",
+        "|---|---|",
+        *(f"| {_md_cell(k)} | {_md_cell(val)} |" for k, val in test_rows(analysis)),
+        "",
         "| quantity | value |",
         "|---|---|",
-        *(f"| {_md_cell(k)} | {_md_cell(val)} |" for k, val in key_numbers(analysis)),
+        *(f"| {_md_cell(k)} | {_md_cell(val)} |" for k, val in key_numbers(every)),
     ]
     if per_kind:
         lines += ["", "### Each mixing kind alone", ""]
@@ -160,9 +202,9 @@ def markdown_note(
     if figure_titles:
         lines += ["", "### Figures (saved with this study)", ""]
         lines += [f"- {title}" for title in figure_titles]
-    lines += ["", f"### Excluded trials ({len(analysis.excluded)})", ""]
-    if analysis.excluded:
-        lines += [f"- trial {e.number} ({e.state}): {e.reason}" for e in analysis.excluded]
+    lines += ["", f"### Excluded trials ({len(every.excluded)})", ""]
+    if every.excluded:
+        lines += [f"- trial {e.number} ({e.state}): {e.reason}" for e in every.excluded]
     else:
         lines.append("none")
     where = f"; HTML report `{report_path}`" if report_path else ""

@@ -16,6 +16,7 @@ takes the lease over and recovers them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import tempfile
@@ -106,6 +107,7 @@ class Prepared:
             "scheduler": self.spec.scheduler,
             "seed": self.spec.seed,
             "pareto": self.spec.pareto,
+            "primary_test": dataclasses.asdict(self.spec.analysis),
             "feasible": space_size(self.shapes),
             "shapes_hash": shapes_hash(self.shapes),
             "infeasible": {i.key: i.reason for i in self.infeasible},

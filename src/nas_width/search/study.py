@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nas_width import resources
+from nas_width.config import MIXING_KINDS
 from nas_width.errors import ConfigError
 from nas_width.tomlfile import check_keys, expect, read_toml
 from nas_width.train import Recipe
@@ -26,6 +27,7 @@ __all__ = [
     "DEFAULT_MAX_FAILURES",
     "SAMPLERS",
     "SCHEDULERS",
+    "AnalysisPlan",
     "DatasetSpec",
     "Resources",
     "StudySpec",
@@ -72,6 +74,27 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class AnalysisPlan:
+    """The primary test, named before the run (``[analysis]`` in a study file): the rank
+    correlation ``primary_statistic`` of m with ``primary_metric`` over the shapes of
+    ``primary_kind`` ("all": every kind pooled). ``nas-width report`` states it first and
+    Holm-corrects the other tests."""
+
+    primary_kind: str = "mixer"
+    primary_statistic: str = "spearman"
+    primary_metric: str = "val_accuracy"
+
+    def __post_init__(self) -> None:
+        kinds = (*MIXING_KINDS, "all")
+        expect("primary_kind", self.primary_kind, str, f"one of {', '.join(kinds)}",
+               lambda v: v in kinds)  # fmt: skip
+        expect("primary_statistic", self.primary_statistic, str, "spearman or kendall",
+               lambda v: v in ("spearman", "kendall"))  # fmt: skip
+        expect("primary_metric", self.primary_metric, str, "val_accuracy",
+               lambda v: v == "val_accuracy")  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Asha:
     """ASHA's settings (epochs are Ray's training iterations).
 
@@ -109,6 +132,7 @@ class StudySpec:
     recipe: Recipe = field(default_factory=Recipe)
     resources: Resources = field(default_factory=Resources)
     asha: Asha = field(default_factory=Asha)
+    analysis: AnalysisPlan = field(default_factory=AnalysisPlan)
 
     def __post_init__(self) -> None:
         expect("name", self.name, str, "a string")
@@ -165,6 +189,7 @@ def study_from_dict(name: str, table: dict[str, Any], where: str) -> StudySpec:
     data["dataset"] = _section(DatasetSpec, f"{where} [dataset]", dataset)
     data["resources"] = _section(Resources, f"{where} [resources]", data.get("resources", {}))
     data["asha"] = _section(Asha, f"{where} [asha]", data.get("asha", {}))
+    data["analysis"] = _section(AnalysisPlan, f"{where} [analysis]", data.get("analysis", {}))
     try:
         data["recipe"] = Recipe.from_dict(data.get("recipe", {}))
     except ConfigError as err:

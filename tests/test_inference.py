@@ -1,0 +1,145 @@
+"""Inference by shape: seeds averaged first, shape means permuted, Holm for the secondaries, and
+a verdict rule whose false-positive rate is alpha on a design with shape-level noise."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from nas_width.analysis import TrialRecord, analyze
+from nas_width.analysis.correlation import rank_correlation, shape_correlation
+from nas_width.analysis.inference import (
+    PrimaryTest,
+    holm,
+    run_family,
+    shape_means,
+    shape_rank_test,
+)
+from nas_width.analysis.verdict import decide
+from tests.test_analysis import make_records, rising, solve_c
+
+ALPHA = 0.05
+
+
+def null_design(rng: np.random.Generator, shapes: int = 10, seeds: int = 3) -> list[TrialRecord]:
+    """No width effect: each shape has an effect of its own (sd 0.02, as a recipe that suits
+    some shapes better than others), its seeds scatter around it (sd 0.005)."""
+    tokens = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96)[:shapes]
+    records = []
+    for S in tokens:
+        C = solve_c(S)
+        effect = 0.9 + rng.normal(0.0, 0.02)
+        for seed in range(seeds):
+            records.append(TrialRecord(
+                len(records), "COMPLETE", "mixer", S, C, S * C, seed,
+                effect + rng.normal(0.0, 0.005), shape=f"mixer-S{S}-p2x2-gt1-gc1-d1",
+            ))  # fmt: skip
+    return records
+
+
+def shape_rule(records: list[TrialRecord]) -> str:
+    units = shape_means(records)
+    correlation = shape_correlation(units, n_perm=199, n_boot=20, seed=0)
+    spread = math.log(max(r.m for r in records) / min(r.m for r in records))
+    verdict = decide(
+        n_used=len(records), log_m_spread=spread, correlation=correlation, trend=None,
+        alpha=ALPHA, level=0.95, min_trials=8, min_log_width_spread=0.3,
+    )  # fmt: skip
+    return verdict.outcome
+
+
+def trial_rule(records: list[TrialRecord]) -> bool:
+    """The old rule's test: every trial a point, two-sided at alpha."""
+    m = np.array([r.m for r in records], dtype=float)
+    acc = np.array([r.accuracy or 0.0 for r in records])
+    rng = np.random.default_rng(0)
+    rho = rank_correlation(m, acc, n_perm=199, n_boot=20, rng_perm=rng, rng_boot=rng).spearman
+    return min(rho.p_increasing, rho.p_decreasing) < ALPHA / 2
+
+
+def test_the_verdict_rule_keeps_its_false_positive_rate_at_alpha() -> None:
+    """Seeded, 1,000 null studies: the shape-level rule calls 5% +- 2 points of them supported or
+    contradicted; counting seeds as independent trials (the old rule) calls far more."""
+    rng = np.random.default_rng(2024)
+    studies = [null_design(rng) for _ in range(1000)]
+    shape_rate = np.mean([shape_rule(s) != "inconclusive" for s in studies])
+    trial_rate = np.mean([trial_rule(s) for s in studies])
+    assert 0.03 <= shape_rate <= 0.07, shape_rate
+    assert trial_rate > 0.15, trial_rate
+
+
+def test_seeds_and_patch_grids_of_one_shape_are_one_point() -> None:
+    records = make_records(rising, tokens=(2, 4, 8, 16, 32), seeds=(0, 1, 2))
+    twin = [
+        TrialRecord(100 + i, "COMPLETE", "mixer", r.S, r.C, r.m, r.seed, r.accuracy,
+                    shape=r.shape.replace("p2x2", "p4x1"))
+        for i, r in enumerate(records)
+    ]  # fmt: skip
+    units = shape_means(records + twin)
+    assert [u.S for u in units] == [2, 4, 8, 16, 32]
+    assert {u.n for u in units} == {6}
+    a = analyze(records + twin, n_boot=200, n_perm=200)
+    assert a.correlation is not None
+    assert (a.correlation.n, a.correlation.n_trials, a.correlation.unit) == (5, 30, "shape")
+
+
+def test_a_perfect_rise_over_five_shapes_has_the_exact_permutation_p() -> None:
+    """5 shapes: 120 orderings, so the test is exact; only the observed one is as extreme."""
+    units = shape_means(make_records(rising, tokens=(2, 4, 8, 16, 32), seeds=(0,), noise=0.0))
+    test = shape_rank_test(units, "spearman", n_perm=1000, n_boot=100, seed=0)
+    assert test.estimate == pytest.approx(1.0)
+    assert test.p_increasing == pytest.approx(1 / 120)
+    assert test.p_two_sided == pytest.approx(2 / 120)
+    assert test.p_decreasing == pytest.approx(1.0)
+
+
+def test_too_few_shapes_is_inconclusive_however_many_seeds() -> None:
+    records = make_records(rising, tokens=(2, 8, 32, 64), seeds=tuple(range(10)))
+    a = analyze(records, n_boot=200, n_perm=200)
+    assert a.verdict.reason == "too_few_shapes"
+    assert "4 shapes" in a.verdict.text
+
+
+def test_holm_matches_the_textbook_example() -> None:
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # monotone in the raw order
+    assert holm([0.04, 0.2]) == pytest.approx([0.08, 0.2])
+    assert holm([]) == []
+
+
+def test_the_family_puts_the_primary_first_and_corrects_the_rest() -> None:
+    mixer = make_records(rising, kind="mixer")
+    rp = make_records(lambda S, C: 0.7, kind="rp", start=len(mixer), noise=0.02, rng_seed=1)
+    family = run_family(mixer + rp, PrimaryTest("mixer", "spearman"), n_perm=500, n_boot=200,
+                        seed=0)  # fmt: skip
+    assert [(t.kind, t.statistic, t.primary) for t in family] == [
+        ("mixer", "spearman", True), ("mixer", "kendall", False), ("rp", "spearman", False),
+        ("all", "spearman", False),
+    ]  # fmt: skip
+    assert family[0].p_holm is None
+    assert family[0].n_shapes == len({r.S for r in mixer})
+    assert family[0].p < ALPHA
+    for t in family[1:]:
+        assert t.p_holm is not None
+        assert t.p_holm >= t.p
+    analysis = analyze(mixer + rp, n_boot=200, n_perm=500, primary=PrimaryTest("mixer"))
+    assert analysis.verdict.outcome == "supported"
+    assert analysis.tests[0].primary
+    assert analysis.settings["mixing"] == "mixer"
+
+
+def test_a_study_names_its_primary_test_and_bad_names_are_refused() -> None:
+    from nas_width.errors import ConfigError
+    from nas_width.search import load_study
+    from nas_width.search.study import study_from_dict
+
+    assert load_study("digits-sweep").analysis.primary_kind == "mixer"
+    named = {"analysis": {"primary_kind": "rp", "primary_statistic": "kendall"}}
+    spec = study_from_dict("s", named, "s.toml")
+    assert (spec.analysis.primary_kind, spec.analysis.primary_statistic) == ("rp", "kendall")
+    with pytest.raises(ConfigError, match="'sideways'"):
+        study_from_dict("s", {"analysis": {"primary_kind": "sideways"}}, "s.toml")
+    with pytest.raises(ConfigError, match="'pearson'"):
+        study_from_dict("s", {"analysis": {"primary_statistic": "pearson"}}, "s.toml")
