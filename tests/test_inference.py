@@ -143,3 +143,23 @@ def test_a_study_names_its_primary_test_and_bad_names_are_refused() -> None:
         study_from_dict("s", {"analysis": {"primary_kind": "sideways"}}, "s.toml")
     with pytest.raises(ConfigError, match="'pearson'"):
         study_from_dict("s", {"analysis": {"primary_statistic": "pearson"}}, "s.toml")
+
+
+def test_accuracies_come_with_their_binomial_se_and_counts() -> None:
+    records = [
+        TrialRecord(r.number, r.state, r.mixing, r.S, r.C, r.m, r.seed, r.accuracy,
+                    shape=r.shape, val_samples=288)
+        for r in make_records(rising)
+    ]  # fmt: skip
+    a = analyze(records, n_boot=200, n_perm=200)
+    assert a.val_samples == 288
+    se = a.binomial_se(0.985)
+    assert se == pytest.approx(math.sqrt(0.985 * 0.015 / 288))
+    assert a.binomial_se(0.985, replicates=3) == pytest.approx(se / math.sqrt(3))
+    from nas_width.report.text import key_numbers
+
+    rows = dict(key_numbers(a))
+    assert rows["validation samples per trial"].startswith("288 (one sample = 0.35 points)")
+    assert "/288 per trial)" in rows["Mixer accuracy"]
+    mixed = [*records[:-1], TrialRecord(999, "COMPLETE", "mixer", 2, 5, 10, 0, 0.5)]
+    assert analyze(mixed, n_boot=50, n_perm=50).val_samples is None  # sizes differ: no SE

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from nas_width.errors import NasWidthError
 from nas_width.search import load_study
 from nas_width.search.runner import prepare, run_search
+from nas_width.search.space import shapes_hash
 from nas_width.search.storage import INTERRUPTED, StorageError
 from nas_width.search.study import SAMPLERS
 from nas_width.search.trainable import FAIL_HOOK_ENV
@@ -100,7 +101,12 @@ def test_search_stores_trials_with_shapes_and_metric_names(tmp_path: Path) -> No
         assert attrs["S"] * attrs["C"] == attrs["m"]
         assert attrs["density_token"] == pytest.approx(1 / attrs["C"])
         assert attrs["density_channel"] == pytest.approx(1 / attrs["S"])
-        assert abs(attrs["params"] / 5000 - 1) <= 0.02  # every trial within the budget
+        assert abs(attrs["params"] / 5000 - 1) <= 0.005  # every trial within the precision
+        assert (attrs["hidden_token"], attrs["hidden_channel"]) == (
+            spec.shapes[t.params["shape"]].token_hidden,
+            spec.shapes[t.params["shape"]].channel_hidden,
+        )
+        assert attrs["val_samples"] == len(spec.data.y_val)
         assert attrs["epochs"] == 3
         assert attrs["images_per_sec"] > 0
         assert attrs["device"] == "cpu"
@@ -113,6 +119,8 @@ def test_search_stores_trials_with_shapes_and_metric_names(tmp_path: Path) -> No
     assert len(attrs["space_hash"]) == 12
     assert attrs["dataset"]["name"] == "synthetic"
     assert attrs["nas_width_version"]
+    assert attrs["shapes_hash"] == shapes_hash(spec.shapes)
+    assert attrs["primary_test"]["primary_kind"] == "mixer"
     assert outcome.best["val_accuracy"] == max(t.values[0] for t in trials)
 
 

@@ -74,6 +74,8 @@ class Analysis:
         settings: the arguments that produced it (seed, resamples, thresholds).
         primary: the test named in advance (kind, statistic, metric).
         tests: the family, primary first, then the secondaries with Holm-adjusted p-values.
+        val_samples: validation samples per trial when every used trial recorded the same
+            number (None otherwise): accuracies are counts out of it (see :meth:`binomial_se`).
     """
 
     counts: Counts
@@ -88,6 +90,15 @@ class Analysis:
     settings: dict[str, Any]
     primary: PrimaryTest = field(default_factory=PrimaryTest)
     tests: tuple[FamilyResult, ...] = ()
+    val_samples: int | None = None
+
+    def binomial_se(self, accuracy: float, replicates: int = 1) -> float | None:
+        """The evaluation's binomial standard error of ``accuracy`` measured on ``replicates``
+        trials of :attr:`val_samples` samples each: sqrt(p (1 - p) / (replicates * n)). It
+        covers the finite validation set only, not the variation between seeds."""
+        if self.val_samples is None:
+            return None
+        return math.sqrt(accuracy * (1.0 - accuracy) / (replicates * self.val_samples))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain data: dicts, lists, str, int, float, bool, None (NaN -> None)."""
@@ -189,6 +200,7 @@ def analyze(
     acc = np.array([r.accuracy for r in used], dtype=np.float64)
     spread = float(np.log(m.max()) - np.log(m.min())) if used else 0.0
     flops = [r.flops for r in used if r.flops is not None]
+    sizes = {r.val_samples for r in used}
 
     units = shape_means(used)
     correlation = None
@@ -227,6 +239,7 @@ def analyze(
         verdict=verdict,
         settings=settings,
         primary=primary,
+        val_samples=next(iter(sizes)) if len(sizes) == 1 else None,
         tests=tuple(
             run_family(records, primary, n_perm=n_perm, n_boot=n_boot, seed=seed, level=level)
         ),

@@ -35,6 +35,8 @@ class TrialRecord:
         params: stored parameters of the whole model.
         epochs: epochs the trial ran.
         shape: the shape key, e.g. ``"mixer-S16-p2x2-gt2-gc4-d2"``.
+        val_samples: the validation samples the accuracy was counted over (None in studies
+            stored before it was recorded): an accuracy is a count out of these.
     """
 
     number: int
@@ -49,6 +51,7 @@ class TrialRecord:
     params: int | None = None
     epochs: int | None = None
     shape: str = ""
+    val_samples: int | None = None
 
     @property
     def log_m(self) -> float:
@@ -98,6 +101,7 @@ def _record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
         params=_int(attrs.get("params")),
         epochs=_int(attrs.get("epochs")),
         shape=str(trial.params.get("shape", "")),
+        val_samples=_int(attrs.get("val_samples")),
     )
 
 

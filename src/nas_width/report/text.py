@@ -41,6 +41,13 @@ def _rank(stat: RankStat, level: float) -> str:
     )
 
 
+def _counted(a: Analysis, accuracy: float) -> str:
+    """`` = 284/288 per trial`` where the validation size is known."""
+    if a.val_samples is None:
+        return ""
+    return f" (= {round(accuracy * a.val_samples):,}/{a.val_samples:,} per trial)"
+
+
 def key_numbers(analysis: Analysis) -> list[Row]:
     """(label, value) rows: trials, width range, correlations, trends, theory, kinds."""
     a = analysis
@@ -89,11 +96,21 @@ def key_numbers(analysis: Analysis) -> list[Row]:
         ))  # fmt: skip
         if trend.note:
             rows.append(("trend note", trend.note))
+    if a.val_samples is not None and a.kinds.summaries:
+        best = max(s.best_shape_mean for s in a.kinds.summaries)
+        se = a.binomial_se(best)
+        rows.append((
+            "validation samples per trial",
+            f"{a.val_samples:,} (one sample = {100 / a.val_samples:.2g} points); binomial SE "
+            f"of one trial's accuracy at {best:.4f}: {_num(None if se is None else 100 * se)} "
+            "points",
+        ))  # fmt: skip
     for s in a.kinds.summaries:
         rows.append((
             f"{kind_label(s.kind)} accuracy",
             f"mean {s.mean:.4f} ± {_num(s.std, '.4f')} (sd; n={s.n}, {s.n_shapes} shapes, "
-            f"{s.n_seeds} seeds); best shape {s.best_shape} {s.best_shape_mean:.4f}",
+            f"{s.n_seeds} seeds); best shape {s.best_shape} {s.best_shape_mean:.4f}"
+            f"{_counted(a, s.best_shape_mean)}",
         ))  # fmt: skip
     for d in a.kinds.differences:
         how = f"paired over {d.n_pairs} shape-seed pairs" if d.method == "paired" else "unpaired"

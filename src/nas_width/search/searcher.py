@@ -39,7 +39,7 @@ DRIVER_ONLY = ("_sampler", "_storage", "_ot_study", "_ot_trials")
 
 RESULT_ATTRS = (
     "epoch", "images_per_sec", "device", "train_loss", "val_loss", "node_id", "pid",
-    "started_at", "fit_started_at", "fit_seconds", "train_seconds",
+    "started_at", "fit_started_at", "fit_seconds", "train_seconds", "val_samples",
 )  # fmt: skip
 
 

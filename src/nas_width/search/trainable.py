@@ -88,6 +88,7 @@ def train_shape(
             raise _injected_failure(injected)
         try:
             tune.report({**epoch.to_dict(), "shape": key, "device": device, "flops": flops,
+                         "val_samples": len(data.y_val),
                          "node_id": ray.get_runtime_context().get_node_id(), **timing,
                          "fit_seconds": time.time() - timing["fit_started_at"]})  # fmt: skip
         except BaseException as err:
