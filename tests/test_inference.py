@@ -163,3 +163,48 @@ def test_accuracies_come_with_their_binomial_se_and_counts() -> None:
     assert "/288 per trial)" in rows["Mixer accuracy"]
     mixed = [*records[:-1], TrialRecord(999, "COMPLETE", "mixer", 2, 5, 10, 0, 0.5)]
     assert analyze(mixed, n_boot=50, n_perm=50).val_samples is None  # sizes differ: no SE
+
+
+def test_shapes_still_learning_at_the_end_are_flagged() -> None:
+    from nas_width.analysis.convergence import loss_drop
+
+    still = (2.0, 1.5, 1.2, 1.0, 0.9, 0.8, 0.7, 0.62, 0.55, 0.5)  # -9% per epoch at the end
+    flat = (2.0, 1.0, 0.6, 0.5, 0.45, 0.44, 0.44, 0.43, 0.43, 0.43)
+    assert loss_drop(still) == pytest.approx((0.62 - 0.5) / 0.62)
+    assert loss_drop(flat) == pytest.approx(0.0)
+    assert loss_drop(still[:4]) is None  # too few epochs to tell
+    records = [
+        TrialRecord(i, "COMPLETE", "mixer", r.S, r.C, r.m, r.seed, r.accuracy, shape=r.shape,
+                    train_losses=still if r.S == 8 else flat, train_accuracy=0.8)
+        for i, r in enumerate(make_records(rising, tokens=(2, 4, 8, 16, 32)))
+    ]  # fmt: skip
+    a = analyze(records, n_boot=100, n_perm=100)
+    assert [u.shape for u in a.unconverged] == [f"mixer-S8-C{solve_c(8)}-gt1-gc1-d1"]
+    assert a.unconverged[0].trials == (6, 7, 8)
+    assert a.train_accuracy_range == (0.8, 0.8)
+    from nas_width.report.text import key_numbers
+
+    rows = dict(key_numbers(a))
+    label = next(k for k in rows if k.startswith("not converged"))
+    assert rows[label].startswith("1 of 5 shapes: mixer-S8-")
+
+
+def test_records_read_the_history_validation_size_and_training_accuracy() -> None:
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    from nas_width.analysis import records_from_study
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(
+        params={"shape": "mixer-S4-p4x4-gt2-gc2-d2"},
+        distributions={"shape": CategoricalDistribution(["mixer-S4-p4x4-gt2-gc2-d2"])},
+        value=0.9, user_attrs={"S": 4, "C": 30, "m": 120, "mixing": "mixer", "val_samples": 288,
+                               "train_accuracy": 0.95,
+                               "history": {"train_loss": [1.0, None, 0.5]}},
+    ))  # fmt: skip
+    (record,) = records_from_study(study)
+    assert (record.val_samples, record.train_accuracy) == (288, 0.95)
+    assert record.train_losses[0] == 1.0
+    assert math.isnan(record.train_losses[1])
+    assert record.train_losses[2] == 0.5

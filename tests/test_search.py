@@ -107,6 +107,10 @@ def test_search_stores_trials_with_shapes_and_metric_names(tmp_path: Path) -> No
             spec.shapes[t.params["shape"]].channel_hidden,
         )
         assert attrs["val_samples"] == len(spec.data.y_val)
+        history = attrs["history"]
+        assert len(history["train_loss"]) == len(history["train_accuracy"]) == 3
+        assert all(0 <= a <= 1 for a in history["train_accuracy"])
+        assert attrs["train_accuracy"] == history["train_accuracy"][-1]
         assert attrs["epochs"] == 3
         assert attrs["images_per_sec"] > 0
         assert attrs["device"] == "cpu"

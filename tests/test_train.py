@@ -165,7 +165,9 @@ def test_fit_learns_a_separable_set_and_reports_every_epoch() -> None:
     assert [r.epoch for r in reports] == [1, 2, 3]
     assert result.history == reports
     assert reports[-1].val_accuracy > 0.9
+    assert reports[-1].train_accuracy > 0.9
     for r in reports:
+        assert 0.0 <= r.train_accuracy <= 1.0
         values = (r.train_loss, r.val_loss, r.val_accuracy, r.images_per_sec, r.seconds)
         assert all(math.isfinite(v) and v >= 0 for v in values), r
         assert 0.0 <= r.val_accuracy <= 1.0
@@ -176,6 +178,7 @@ def test_fit_learns_a_separable_set_and_reports_every_epoch() -> None:
             "val_accuracy",
             "images_per_sec",
             "seconds",
+            "train_accuracy",
         }
     assert result.test_accuracy is None
     assert result.device == "cpu"

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from nas_width.analysis._resample import streams
+from nas_width.analysis.convergence import Unconverged, unconverged
 from nas_width.analysis.correlation import Correlation, shape_correlation
 from nas_width.analysis.inference import FamilyResult, PrimaryTest, run_family, shape_means
 from nas_width.analysis.kinds import Kinds, compare_kinds
@@ -74,6 +75,11 @@ class Analysis:
         settings: the arguments that produced it (seed, resamples, thresholds).
         primary: the test named in advance (kind, statistic, metric).
         tests: the family, primary first, then the secondaries with Holm-adjusted p-values.
+        unconverged: the used shapes whose training loss was still falling at the end
+            (:mod:`nas_width.analysis.convergence`).
+        n_shapes: the used shapes (the unit of replication).
+        train_accuracy_range: (min, max) last-epoch training accuracy of the used trials that
+            recorded it (None when none did).
         val_samples: validation samples per trial when every used trial recorded the same
             number (None otherwise): accuracies are counts out of it (see :meth:`binomial_se`).
     """
@@ -91,6 +97,9 @@ class Analysis:
     primary: PrimaryTest = field(default_factory=PrimaryTest)
     tests: tuple[FamilyResult, ...] = ()
     val_samples: int | None = None
+    unconverged: tuple[Unconverged, ...] = ()
+    n_shapes: int = 0
+    train_accuracy_range: tuple[float, float] | None = None
 
     def binomial_se(self, accuracy: float, replicates: int = 1) -> float | None:
         """The evaluation's binomial standard error of ``accuracy`` measured on ``replicates``
@@ -201,6 +210,7 @@ def analyze(
     spread = float(np.log(m.max()) - np.log(m.min())) if used else 0.0
     flops = [r.flops for r in used if r.flops is not None]
     sizes = {r.val_samples for r in used}
+    train = [r.train_accuracy for r in used if r.train_accuracy is not None]
 
     units = shape_means(used)
     correlation = None
@@ -240,6 +250,9 @@ def analyze(
         settings=settings,
         primary=primary,
         val_samples=next(iter(sizes)) if len(sizes) == 1 else None,
+        unconverged=tuple(unconverged(used)),
+        n_shapes=len(units),
+        train_accuracy_range=(min(train), max(train)) if train else None,
         tests=tuple(
             run_family(records, primary, n_perm=n_perm, n_boot=n_boot, seed=seed, level=level)
         ),

@@ -37,6 +37,8 @@ class TrialRecord:
         shape: the shape key, e.g. ``"mixer-S16-p2x2-gt2-gc4-d2"``.
         val_samples: the validation samples the accuracy was counted over (None in studies
             stored before it was recorded): an accuracy is a count out of these.
+        train_losses: the training loss of each epoch (empty where not recorded).
+        train_accuracy: the last epoch's training accuracy (None where not recorded).
     """
 
     number: int
@@ -52,6 +54,8 @@ class TrialRecord:
     epochs: int | None = None
     shape: str = ""
     val_samples: int | None = None
+    train_losses: tuple[float, ...] = ()
+    train_accuracy: float | None = None
 
     @property
     def log_m(self) -> float:
@@ -79,6 +83,16 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _floats(values: Any) -> tuple[float, ...]:
+    if not isinstance(values, list):
+        return ()
+    return tuple(math.nan if v is None else float(v) for v in values)
+
+
 def _record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
     attrs: Mapping[str, Any] = trial.user_attrs
     S, C = int(attrs.get("S", 0)), int(attrs.get("C", 0))
@@ -102,6 +116,8 @@ def _record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
         epochs=_int(attrs.get("epochs")),
         shape=str(trial.params.get("shape", "")),
         val_samples=_int(attrs.get("val_samples")),
+        train_losses=_floats((attrs.get("history") or {}).get("train_loss")),
+        train_accuracy=_float(attrs.get("train_accuracy")),
     )
 
 

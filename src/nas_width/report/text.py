@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import nas_width
 from nas_width.analysis import Analysis, RankStat
+from nas_width.analysis.convergence import STILL_FALLING, TAIL
 from nas_width.report.data import StudyInfo
 
 __all__ = ["KIND_LABELS", "key_numbers", "kind_label", "markdown_note", "terminal_lines"]
@@ -46,6 +47,31 @@ def _counted(a: Analysis, accuracy: float) -> str:
     if a.val_samples is None:
         return ""
     return f" (= {round(accuracy * a.val_samples):,}/{a.val_samples:,} per trial)"
+
+
+def _training_rows(a: Analysis) -> list[Row]:
+    """The last training accuracy over the used trials, and the shapes still learning."""
+    if a.train_accuracy_range is None and not a.unconverged:
+        return []
+    rows: list[Row] = []
+    if a.train_accuracy_range is not None:
+        lo, hi = a.train_accuracy_range
+        rows.append(("training accuracy (last epoch)", f"{lo:.4f} to {hi:.4f}"))
+    label = (
+        f"not converged (training loss still falling > {STILL_FALLING:.0%} over the last "
+        f"{TAIL:.0%} of epochs)"
+    )
+    shapes = a.n_shapes
+    if not a.unconverged:
+        rows.append((label, f"none of {shapes} shapes"))
+        return rows
+    listed = "; ".join(
+        f"{u.shape} (trials {', '.join(map(str, u.trials))}: {-u.drop:+.1%}, train acc "
+        f"{_num(u.train_accuracy, '.3f')})"
+        for u in a.unconverged
+    )
+    rows.append((label, f"{len(a.unconverged)} of {shapes} shapes: {listed}"))
+    return rows
 
 
 def key_numbers(analysis: Analysis) -> list[Row]:
@@ -105,6 +131,7 @@ def key_numbers(analysis: Analysis) -> list[Row]:
             f"of one trial's accuracy at {best:.4f}: {_num(None if se is None else 100 * se)} "
             "points",
         ))  # fmt: skip
+    rows += _training_rows(a)
     for s in a.kinds.summaries:
         rows.append((
             f"{kind_label(s.kind)} accuracy",

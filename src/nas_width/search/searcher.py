@@ -34,12 +34,17 @@ __all__ = ["WidthSearch", "shape_attrs"]
 
 #: Result keys copied into each finished trial's user attributes: the last epoch's metrics,
 #: where it ran (``pid`` is Ray's: the worker process) and when it trained (see trainable.py).
+#: Per-epoch metrics kept as lists in each finished trial's ``history`` user attribute (the
+#: validation accuracy per epoch is already its intermediate values).
+HISTORY = ("train_loss", "train_accuracy", "val_loss")
+
 #: What only the driver's live searcher holds; never pickled (see the module docstring).
 DRIVER_ONLY = ("_sampler", "_storage", "_ot_study", "_ot_trials")
 
 RESULT_ATTRS = (
     "epoch", "images_per_sec", "device", "train_loss", "val_loss", "node_id", "pid",
     "started_at", "fit_started_at", "fit_seconds", "train_seconds", "val_samples",
+    "train_accuracy",
 )  # fmt: skip
 
 
@@ -89,6 +94,7 @@ class WidthSearch(OptunaSearch):
         self._shapes = shapes
         self._epochs = epochs
         self._reported: dict[str, set[int]] = {}
+        self._history: dict[str, dict[int, dict[str, float]]] = {}
         self.max_failures = max_failures
         #: (trial number, fail reason) of the trials that failed since the last one that did not.
         self.failed_in_row: list[tuple[int, str]] = []
@@ -124,10 +130,18 @@ class WidthSearch(OptunaSearch):
         self._report(trial_id, result)
 
     def _report(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Store the epoch's accuracy as an intermediate value (once per epoch)."""
-        if "error" in result or self._multi or trial_id in self._completed_trials:
+        """Store the epoch's accuracy as an intermediate value (once per epoch) and keep its
+        training metrics for the trial's ``history``."""
+        if "error" in result or trial_id in self._completed_trials:
             return
-        value, epoch = result.get(self.metric), int(result.get("epoch", 0))
+        epoch = int(result.get("epoch", 0))
+        if epoch > 0:
+            self._history.setdefault(trial_id, {})[epoch] = {
+                k: float(result[k]) for k in HISTORY if k in result
+            }
+        if self._multi:
+            return
+        value = result.get(self.metric)
         reported = self._reported.setdefault(trial_id, set())
         if value is not None and math.isfinite(value) and epoch not in reported:
             self._ot_trials[trial_id].report(value, epoch)
@@ -145,6 +159,10 @@ class WidthSearch(OptunaSearch):
         for key in RESULT_ATTRS:
             if key in result:
                 trial.set_user_attr("epochs" if key == "epoch" else key, result[key])
+        epochs = self._history.pop(trial_id, {})
+        if epochs:
+            ordered = [epochs[e] for e in sorted(epochs)]
+            trial.set_user_attr("history", {k: [row.get(k) for row in ordered] for k in HISTORY})
         reason = result.get("error") or ("the trial's worker failed" if error else None)
         if reason is not None:
             trial.set_user_attr("fail_reason", str(reason))

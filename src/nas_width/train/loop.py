@@ -62,6 +62,8 @@ class EpochReport:
         val_accuracy: validation top-1 accuracy in [0, 1].
         images_per_sec: training throughput of the epoch (evaluation excluded).
         seconds: wall time of the whole epoch, evaluation included.
+        train_accuracy: top-1 accuracy on the epoch's training batches as they were trained
+            (augmented, the weights moving): the cheap signal of under-training.
     """
 
     epoch: int
@@ -70,6 +72,7 @@ class EpochReport:
     val_accuracy: float
     images_per_sec: float
     seconds: float
+    train_accuracy: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -237,6 +240,7 @@ def fit(
         started = time.perf_counter()
         model.train()
         losses = torch.empty(steps, device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
         order = torch.randperm(n, device=dev, generator=gen)
         checked = 0
         for step in range(steps):
@@ -250,6 +254,7 @@ def fit(
             optimizer.step()
             schedule.step()
             losses[step] = loss.detach()
+            correct += (logits.detach().argmax(dim=1) == yb).sum()
             if step + 1 - checked >= check_every or step + 1 == steps:
                 _first_bad(losses, checked, step + 1, epoch)
                 checked = step + 1
@@ -267,6 +272,7 @@ def fit(
             val_accuracy=val_acc,
             images_per_sec=n / train_seconds if train_seconds > 0 else math.inf,
             seconds=time.perf_counter() - started,
+            train_accuracy=int(correct) / n,
         )
         result.history.append(epoch_report)
         if progress:
