@@ -99,6 +99,8 @@ def test_search_subprocess_prints_trials_best_budget_and_next_commands(searched:
     done = searched.done
     assert done.returncode == 0, done.stderr
     out = done.stdout
+    assert re.search(r"^shapes: S/C from \S+ to \S+(, both sides of S = C|: every shape)", out,
+                     re.MULTILINE), out  # fmt: skip
     for n in range(1, TRIALS + 1):
         line = rf"^\[{n}/{TRIALS}\] done +\S+ val_accuracy=[01]\.\d{{4}} \({EPOCHS} epochs\)"
         assert re.search(line, out, re.MULTILINE), out
@@ -123,7 +125,10 @@ def test_search_subprocess_prints_trials_best_budget_and_next_commands(searched:
     assert float(used[1]) == pytest.approx(best.values[0], abs=5e-5)
     params = int(used[2].replace(",", ""))
     assert params == attrs["params"]
-    assert abs(params / 5000 - 1) <= 0.02
+    assert abs(params / 5000 - 1) <= 0.005
+    hidden = re.search(r"  D_S=(\d+)  D_C=(\d+)$", out, re.MULTILINE)
+    assert hidden, out
+    assert (int(hidden[1]), int(hidden[2])) == (attrs["hidden_token"], attrs["hidden_channel"])
     assert float(used[3]) == pytest.approx((params / 5000 - 1) * 100, abs=0.005)
     assert f"dashboard: nas-width dashboard --storage {searched.storage}\n" in out
     assert (

@@ -55,11 +55,16 @@ def _resume_command(options: dict[str, Any]) -> str:
 
 
 def _describe(best: dict[str, Any], metric: str) -> str:
+    hidden = (
+        f"  D_S={best['hidden_token']}  D_C={best['hidden_channel']}"
+        if best.get("hidden_token") is not None
+        else ""
+    )  # stored since the solver may move the hidden widths
     return (
         f"best: trial {best['trial']} {best['shape']}\n"
         f"  S={best['S']} x C={best['C']}  m={best['m']:,}  mixing={best['mixing']}  "
         f"depth={best['depth']}  gamma_token={best['gamma_token']:g}  "
-        f"gamma_channel={best['gamma_channel']:g}\n"
+        f"gamma_channel={best['gamma_channel']:g}{hidden}\n"
         f"  val_accuracy={best['val_accuracy']:.4f}  {metric}={best['budget_used']:,} "
         f"({best['budget_error']:+.2%} of the budget)"
     )

@@ -60,7 +60,10 @@ __all__ = [
 ]
 
 PARETO_FRACTIONS = (0.125, 0.25, 0.5, 1.0)
-SHAPE_FIELDS = ("S", "C", "m", "mixing", "gamma_token", "gamma_channel", "depth", "patch")
+SHAPE_FIELDS = (
+    "S", "C", "m", "mixing", "gamma_token", "gamma_channel", "hidden_token", "hidden_channel",
+    "depth", "patch",
+)  # fmt: skip
 
 
 @dataclass
