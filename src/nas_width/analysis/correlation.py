@@ -23,36 +23,11 @@ from nas_width.analysis._resample import (
     percentile_ci,
     spearman_rows,
 )
-from nas_width.analysis.inference import ShapeMean, shape_rank_test
+from nas_width.analysis.inference import RankStat, ShapeMean, Statistic, shape_rank_test
+
+STATISTICS: tuple[Statistic, ...] = ("spearman", "kendall")
 
 __all__ = ["Correlation", "RankStat", "rank_correlation", "shape_correlation"]
-
-
-@dataclass(frozen=True)
-class RankStat:
-    """One rank correlation between m and accuracy.
-
-    Attributes:
-        name: "spearman" or "kendall".
-        estimate: the statistic on the observed trials.
-        p_increasing: one-sided permutation p-value for "accuracy rises with m"
-            (H0: accuracy is exchangeable across the points, shapes or trials, i.e. unrelated
-            to m): (1 + #{shuffles with statistic >= observed}) / (1 + n_perm), or exact over
-            every permutation when there are fewer.
-        p_decreasing: the same, one-sided for "accuracy falls with m" (statistic <= observed).
-        ci_low, ci_high: percentile bootstrap interval (shapes then seeds resampled for a
-            shape-level correlation; trials for a trial-level one).
-        n_boot_valid: bootstrap resamples where the statistic was defined (m and accuracy not
-            constant in the resample); the interval uses these.
-    """
-
-    name: Literal["spearman", "kendall"]
-    estimate: float
-    p_increasing: float
-    p_decreasing: float
-    ci_low: float
-    ci_high: float
-    n_boot_valid: int
 
 
 @dataclass(frozen=True)
@@ -134,16 +109,13 @@ def shape_correlation(
     """Spearman and Kendall correlation of m with the shape means, permutation-tested over
     shapes and bootstrapped hierarchically (shapes, then seeds); see
     :func:`~nas_width.analysis.inference.shape_rank_test`."""
-    stats = {}
-    for name, stream in zip(("spearman", "kendall"), range(2), strict=True):
-        t = shape_rank_test(units, name, n_perm=n_perm, n_boot=n_boot,  # type: ignore[arg-type]
-                            seed=seed * 2 + stream, level=level)  # fmt: skip
-        stats[name] = RankStat(
-            t.statistic, t.estimate, t.p_increasing, t.p_decreasing, t.ci_low, t.ci_high,
-            t.n_boot_valid,
-        )  # fmt: skip
+    spearman, kendall = (
+        shape_rank_test(units, name, n_perm=n_perm, n_boot=n_boot, seed=seed * 2 + stream,
+                        level=level)
+        for stream, name in enumerate(STATISTICS)
+    )  # fmt: skip
     return Correlation(
         n=len(units), n_perm=n_perm, n_boot=n_boot, level=level,
-        spearman=stats["spearman"], kendall=stats["kendall"],
+        spearman=spearman, kendall=kendall,
         n_trials=sum(u.n for u in units), unit="shape",
     )  # fmt: skip

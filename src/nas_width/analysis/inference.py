@@ -28,7 +28,7 @@ from nas_width.analysis.records import TrialRecord
 __all__ = [
     "FamilyResult",
     "PrimaryTest",
-    "RankTest",
+    "RankStat",
     "ShapeMean",
     "holm",
     "run_family",
@@ -121,20 +121,26 @@ def _permutation_test() -> Any:
 
 
 @dataclass(frozen=True)
-class RankTest:
-    """A shape-level rank correlation of m with accuracy.
+class RankStat:
+    """One rank correlation between m and accuracy.
 
     Attributes:
-        estimate: the statistic over the shape means.
-        p_increasing, p_decreasing: one-sided permutation p-values (shape means permuted).
-        p_two_sided: min(1, 2 * the smaller one-sided p): the verdict's p-value.
-        ci_low, ci_high: percentile interval of the statistic over a hierarchical bootstrap
-            (shapes resampled, then replicates within each shape): it covers the statistic's
-            sampling variation from both the choice of shapes and the seeds.
-        n_boot_valid: resamples where the statistic was defined.
+        name: "spearman" or "kendall".
+        estimate: the statistic over the points (shape means, or trials for the trial-level
+            reference of :func:`~nas_width.analysis.correlation.rank_correlation`).
+        p_increasing: one-sided permutation p-value for "accuracy rises with m"
+            (H0: accuracy is exchangeable across the points, i.e. unrelated to m):
+            (1 + #{shuffles with statistic >= observed}) / (1 + n_perm), or exact over
+            every permutation when there are fewer.
+        p_decreasing: the same, one-sided for "accuracy falls with m" (statistic <= observed).
+        ci_low, ci_high: percentile bootstrap interval: shapes resampled, then replicates
+            within each shape, for a shape-level statistic (it covers the sampling variation
+            from both the choice of shapes and the seeds); trials for a trial-level one.
+        n_boot_valid: resamples where the statistic was defined (m and accuracy not constant
+            in the resample); the interval uses these.
     """
 
-    statistic: Statistic
+    name: Statistic
     estimate: float
     p_increasing: float
     p_decreasing: float
@@ -144,6 +150,7 @@ class RankTest:
 
     @property
     def p_two_sided(self) -> float:
+        """min(1, 2 * the smaller one-sided p): the verdict's p-value."""
         return min(1.0, 2.0 * min(self.p_increasing, self.p_decreasing))
 
 
@@ -201,7 +208,7 @@ def shape_rank_test(
     n_boot: int,
     seed: int,
     level: float = 0.95,
-) -> RankTest:
+) -> RankStat:
     """The rank correlation of m with the shape means, tested and bootstrapped by shape."""
     rows = _ROWS[statistic]
     m = np.array([u.m for u in units], dtype=np.float64)
@@ -211,7 +218,7 @@ def shape_rank_test(
     p_inc, p_dec = _p_values(m, means, rows, n_perm, int(perm_seed.generate_state(1)[0]))
     boot = _hierarchical_boot(units, rows, n_boot, np.random.default_rng(boot_seed))
     lo, hi = percentile_ci(boot, level)
-    return RankTest(statistic, estimate, p_inc, p_dec, lo, hi, int(np.isfinite(boot).sum()))
+    return RankStat(statistic, estimate, p_inc, p_dec, lo, hi, int(np.isfinite(boot).sum()))
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -255,11 +262,11 @@ class FamilyResult:
 
 
 def _result(
-    kind: str, test: RankTest, units: Sequence[ShapeMean], primary: bool, p_holm: float | None
+    kind: str, test: RankStat, units: Sequence[ShapeMean], primary: bool, p_holm: float | None
 ) -> FamilyResult:
     label = "every kind pooled" if kind == "all" else kind
     return FamilyResult(
-        f"{test.statistic}, {label}", kind, test.statistic, primary, len(units),
+        f"{test.name}, {label}", kind, test.name, primary, len(units),
         sum(u.n for u in units), test.estimate, test.p_two_sided, p_holm, test.ci_low,
         test.ci_high,
     )  # fmt: skip
@@ -285,7 +292,7 @@ def run_family(
     plan += [(k, primary.statistic) for k in kinds if k != primary.kind]
     if primary.kind != "all" and len(kinds) > 1:
         plan.append(("all", primary.statistic))
-    tested: list[tuple[str, RankTest, list[ShapeMean]]] = []
+    tested: list[tuple[str, RankStat, list[ShapeMean]]] = []
     for i, (kind, statistic) in enumerate(plan):
         units = shape_means([r for r in usable if kind == "all" or r.mixing == kind])
         if len(units) < 3 or len({u.m for u in units}) < 2:
@@ -293,7 +300,7 @@ def run_family(
         test = shape_rank_test(units, statistic, n_perm=n_perm, n_boot=n_boot,
                                seed=seed * 101 + i, level=level)  # fmt: skip
         tested.append((kind, test, units))
-    is_primary = [i == 0 and (k, t.statistic) == plan[0] for i, (k, t, _) in enumerate(tested)]
+    is_primary = [i == 0 and (k, t.name) == plan[0] for i, (k, t, _) in enumerate(tested)]
     secondary = [t.p_two_sided for (_, t, _), first in zip(tested, is_primary, strict=True)
                  if not first]  # fmt: skip
     adjusted = iter(holm(secondary))
