@@ -59,6 +59,7 @@ def trial_rule(records: list[TrialRecord]) -> bool:
     return min(rho.p_increasing, rho.p_decreasing) < ALPHA / 2
 
 
+@pytest.mark.slow
 def test_the_verdict_rule_keeps_its_false_positive_rate_at_alpha() -> None:
     """Seeded, 1,000 null studies: the shape-level rule calls 5% +- 2 points of them supported or
     contradicted; counting seeds as independent trials (the old rule) calls far more."""

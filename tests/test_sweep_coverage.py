@@ -40,6 +40,7 @@ def solved(study: str, budget: str | None) -> tuple[SolvedShapes, float]:
     return load_space(spec.space).solve(target, shape, classes), target.tolerance
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("study", "budget"), BUDGETS)
 def test_every_candidate_is_in_the_sweep_or_listed_with_its_reason(
     study: str, budget: str | None
