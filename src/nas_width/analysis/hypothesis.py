@@ -231,6 +231,9 @@ def analyze(
         min_shapes=min_shapes,
         statistic=primary.statistic,
     )
+    known = {}  # the verdict's tests, reused by the family over the same shapes
+    if correlation is not None and primary.kind == (mixing or "all"):
+        known = {(primary.kind, s.name): s for s in (correlation.spearman, correlation.kendall)}
     settings: dict[str, Any] = {
         "n_boot": n_boot, "n_perm": n_perm, "seed": seed, "min_trials": min_trials,
         "min_shapes": min_shapes,
@@ -254,6 +257,8 @@ def analyze(
         n_shapes=len(units),
         train_accuracy_range=(min(train), max(train)) if train else None,
         tests=tuple(
-            run_family(records, primary, n_perm=n_perm, n_boot=n_boot, seed=seed, level=level)
+            run_family(
+                records, primary, n_perm=n_perm, n_boot=n_boot, seed=seed, level=level, known=known
+            )
         ),
     )

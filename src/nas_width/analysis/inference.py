@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -280,12 +280,18 @@ def run_family(
     n_boot: int,
     seed: int,
     level: float = 0.95,
+    known: Mapping[tuple[str, Statistic], RankStat] | None = None,
 ) -> list[FamilyResult]:
     """The primary test first, then the secondaries with Holm-adjusted p-values: the other
     statistic on the primary's shapes, each other mixing kind alone, and every kind pooled.
-    Only complete records with an accuracy count; a set of shapes too small to rank (fewer
-    than three, or one m) gets no test."""
-    usable = [r for r in records if r.state == "COMPLETE" and r.accuracy is not None]
+    Only complete records with an accuracy and a shape count; a set of shapes too small to
+    rank (fewer than three, or one m) gets no test. ``known`` holds tests already computed
+    over the same shapes, by (kind, statistic): reused, so a report shows one set of numbers.
+    """
+    usable = [
+        r for r in records
+        if r.state == "COMPLETE" and r.accuracy is not None and min(r.S, r.C, r.m) > 0
+    ]  # fmt: skip
     kinds = sorted({r.mixing for r in usable})
     other: Statistic = "kendall" if primary.statistic == "spearman" else "spearman"
     plan: list[tuple[str, Statistic]] = [(primary.kind, primary.statistic), (primary.kind, other)]
@@ -297,8 +303,9 @@ def run_family(
         units = shape_means([r for r in usable if kind == "all" or r.mixing == kind])
         if len(units) < 3 or len({u.m for u in units}) < 2:
             continue
-        test = shape_rank_test(units, statistic, n_perm=n_perm, n_boot=n_boot,
-                               seed=seed * 101 + i, level=level)  # fmt: skip
+        test = (known or {}).get((kind, statistic)) or shape_rank_test(
+            units, statistic, n_perm=n_perm, n_boot=n_boot, seed=seed * 101 + i, level=level
+        )
         tested.append((kind, test, units))
     is_primary = [i == 0 and (k, t.name) == plan[0] for i, (k, t, _) in enumerate(tested)]
     secondary = [t.p_two_sided for (_, t, _), first in zip(tested, is_primary, strict=True)
