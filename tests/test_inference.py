@@ -161,9 +161,44 @@ def test_accuracies_come_with_their_binomial_se_and_counts() -> None:
 
     rows = dict(key_numbers(a))
     assert rows["validation samples per trial"].startswith("288 (one sample = 0.35 points)")
-    assert "/288 per trial)" in rows["Mixer accuracy"]
+    assert "/288 per trial)" in rows["Mixer validation accuracy"]
     mixed = [*records[:-1], TrialRecord(999, "COMPLETE", "mixer", 2, 5, 10, 0, 0.5)]
     assert analyze(mixed, n_boot=50, n_perm=50).val_samples is None  # sizes differ: no SE
+
+
+def test_a_test_accuracy_primary_reads_the_held_out_split_never_validation() -> None:
+    """primary_metric = "test_accuracy": every test, interval and count reads the held-out
+    accuracy; validation (used to choose each shape's rate) rises with m, test falls."""
+    from dataclasses import replace
+
+    from nas_width.report.text import key_numbers
+
+    base = make_records(rising)
+    records = [
+        replace(r, lr=0.003 if r.m % 2 else 0.01, val_samples=288, test_samples=359,
+                test_accuracy=1.0 - r.accuracy)  # type: ignore[operator]
+        for r in base
+    ]  # fmt: skip
+    primary = PrimaryTest(kind="mixer", metric="test_accuracy")
+    on_val = analyze(records, n_boot=200, n_perm=200, primary=PrimaryTest(kind="mixer"))
+    on_test = analyze(records, n_boot=200, n_perm=200, primary=primary)
+    assert on_val.tests[0].estimate > 0 > on_test.tests[0].estimate
+    assert on_test.tests[0].estimate == pytest.approx(-on_val.tests[0].estimate)
+    assert on_test.val_samples == 359
+    assert on_val.val_samples == 288
+    rows = dict(key_numbers(on_test))
+    assert rows["test samples per trial"].startswith("359")
+    assert "/359 per trial)" in rows["Mixer test accuracy"]
+    used = on_test.counts.used
+    assert sum(n for _, n in on_test.lr_counts) == used
+    assert [lr for lr, _ in on_test.lr_counts] == sorted({r.lr for r in records})
+    unrecorded = [replace(r, test_accuracy=None) for r in records]
+    none = analyze(unrecorded, n_boot=50, n_perm=50, primary=primary)
+    assert none.counts.used == 0
+    assert none.verdict.outcome == "inconclusive"
+    assert {e.reason for e in none.excluded} >= {
+        "no finite accuracy (none recorded for the study's metric)"
+    }
 
 
 def test_shapes_still_learning_at_the_end_are_flagged() -> None:

@@ -158,8 +158,8 @@ def test_report_prints_the_verdict_and_writes_a_self_contained_html(
     assert "Kendall tau (m, accuracy)" in out
     assert re.search(r"best S/C \(quadratic in log\(S/C\)\) +\d", out), out
     assert "theory: S = C" in out
-    assert re.search(r"Mixer accuracy +mean 0\.\d{4} ± 0\.\d{4}", out), out
-    assert re.search(r"RP-Mixer accuracy +mean 0\.\d{4}", out), out
+    assert re.search(r"Mixer validation accuracy +mean 0\.\d{4} ± 0\.\d{4}", out), out
+    assert re.search(r"RP-Mixer validation accuracy +mean 0\.\d{4}", out), out
     assert "Mixer - RP-Mixer  " in out
     assert "paired over 10 shape-seed pairs" in out
     assert f"wrote {out_html.resolve()}" in out

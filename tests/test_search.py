@@ -107,6 +107,11 @@ def test_search_stores_trials_with_shapes_and_metric_names(tmp_path: Path) -> No
             spec.shapes[t.params["shape"]].channel_hidden,
         )
         assert attrs["val_samples"] == len(spec.data.y_val)
+        assert attrs["test_samples"] == len(spec.data.y_test)
+        assert 0 <= attrs["test_accuracy"] <= 1
+        assert attrs["test_loss"] > 0
+        assert attrs["lr"] == 0.01
+        assert attrs["tuning"] is None
         history = attrs["history"]
         assert len(history["train_loss"]) == len(history["train_accuracy"]) == 3
         assert all(0 <= a <= 1 for a in history["train_accuracy"])
@@ -125,6 +130,7 @@ def test_search_stores_trials_with_shapes_and_metric_names(tmp_path: Path) -> No
     assert attrs["nas_width_version"]
     assert attrs["shapes_hash"] == shapes_hash(spec.shapes)
     assert attrs["primary_test"]["primary_kind"] == "mixer"
+    assert attrs["tune"] is None
     assert outcome.best["val_accuracy"] == max(t.values[0] for t in trials)
 
 
@@ -279,3 +285,32 @@ def test_grid_sweep_runs_every_shape_once_with_replicate_seeds(tmp_path: Path) -
         (8, 0),
         (8, 1),
     }
+
+
+def test_tuned_search_keeps_each_shapes_best_learning_rate_on_validation(tmp_path: Path) -> None:
+    """[tune]: every shape trains each rate to the first rung (epoch 1 of 3), the best on
+    validation goes on; the trial stores the winner's epochs, rate and held-out test metrics."""
+    path = write_study(tmp_path, trials=2)
+    path.write_text(path.read_text() + "[tune]\nlr = [0.001, 0.01, 0.1]\n")
+    outcome = search(path)
+    study = stored(path)
+    assert outcome.states["COMPLETE"] == 2
+    assert study.user_attrs["tune"] == {"lr": [0.001, 0.01, 0.1], "eta": 3}
+    for t in study.trials:
+        attrs = t.user_attrs
+        tried = attrs["tuning"]
+        assert [c["lr"] for c in tried] == [0.001, 0.01, 0.1]
+        (winner,) = [c for c in tried if c["stopped_at"] is None]
+        assert attrs["lr"] == winner["lr"]
+        losers = [c for c in tried if c is not winner]
+        assert all(c["stopped_at"] == 1 for c in losers)
+        assert all(c["epochs"] == 1 for c in tried)  # where the choice was made
+        assert winner["val_accuracy"] == t.intermediate_values[1]  # its epoch 1, replayed
+        assert all(winner["val_accuracy"] >= c["val_accuracy"] for c in losers)
+        assert sorted(t.intermediate_values) == [1, 2, 3]
+        assert attrs["epochs"] == 3
+        assert 0 <= attrs["test_accuracy"] <= 1
+    untuned = path.with_name("untuned.toml")
+    untuned.write_text(path.read_text().split("[tune]")[0])
+    with pytest.raises(StorageError, match="tune"):  # resuming it without tuning is refused
+        search(untuned, resume=True, study_name=study.study_name)

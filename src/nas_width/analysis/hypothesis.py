@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,8 +81,11 @@ class Analysis:
         n_shapes: the used shapes (the unit of replication).
         train_accuracy_range: (min, max) last-epoch training accuracy of the used trials that
             recorded it (None when none did).
-        val_samples: validation samples per trial when every used trial recorded the same
-            number (None otherwise): accuracies are counts out of it (see :meth:`binomial_se`).
+        lr_counts: (learning rate, used trials) for each rate the used trials trained with,
+            smallest first: with a tuned recipe, which rates the shapes chose on validation.
+        val_samples: samples per trial of the split the metric is measured on (validation,
+            or test for ``test_accuracy``) when every used trial recorded the same number
+            (None otherwise): accuracies are counts out of it (see :meth:`binomial_se`).
     """
 
     counts: Counts
@@ -100,6 +104,7 @@ class Analysis:
     unconverged: tuple[Unconverged, ...] = ()
     n_shapes: int = 0
     train_accuracy_range: tuple[float, float] | None = None
+    lr_counts: tuple[tuple[float, int], ...] = ()
 
     def binomial_se(self, accuracy: float, replicates: int = 1) -> float | None:
         """The evaluation's binomial standard error of ``accuracy`` measured on ``replicates``
@@ -138,7 +143,7 @@ def _exclusion(r: TrialRecord, mixing: str | None) -> str | None:
     if r.state != "COMPLETE":
         return f"not finished ({r.state})"
     if r.accuracy is None or not math.isfinite(r.accuracy):
-        return "no finite accuracy"
+        return "no finite accuracy (none recorded for the study's metric)"
     if r.S <= 0 or r.C <= 0 or r.m <= 0:
         return "no shape (S, C, m)"
     if mixing is not None and r.mixing != mixing:
@@ -180,14 +185,16 @@ def analyze(
             S = C); without it, m* is the largest m observed among the shapes nearest S = C.
         mixing: test one mixing kind only (pooling kinds mixes their accuracy differences
             into the correlation when kinds cover different m); other kinds are excluded.
-        primary: the study's primary test; its kind sets ``mixing`` when that is not given.
-            Default: Spearman over ``mixing`` (or every kind pooled).
+        primary: the study's primary test; its kind sets ``mixing`` when that is not given,
+            its metric which accuracy every test reads (``test_accuracy``: the held-out
+            split at each trial's selected recipe). Default: Spearman of validation accuracy
+            over ``mixing`` (or every kind pooled).
     """
-    records = list(records)
     if primary is not None and mixing is None and primary.kind != "all":
         mixing = primary.kind
     if primary is None:
         primary = PrimaryTest(kind=mixing or "all")
+    records = [r.with_metric(primary.metric) for r in records]
     used: list[TrialRecord] = []
     excluded: list[Excluded] = []
     for r in records:
@@ -256,6 +263,7 @@ def analyze(
         unconverged=tuple(unconverged(used)),
         n_shapes=len(units),
         train_accuracy_range=(min(train), max(train)) if train else None,
+        lr_counts=tuple(sorted(Counter(r.lr for r in used if r.lr is not None).items())),
         tests=tuple(
             run_family(
                 records, primary, n_perm=n_perm, n_boot=n_boot, seed=seed, level=level, known=known

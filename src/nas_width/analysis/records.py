@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,6 +39,11 @@ class TrialRecord:
             stored before it was recorded): an accuracy is a count out of these.
         train_losses: the training loss of each epoch (empty where not recorded).
         train_accuracy: the last epoch's training accuracy (None where not recorded).
+        test_accuracy: held-out test accuracy after the last epoch, at the trial's selected
+            recipe; never used to choose anything (None in studies stored before it was
+            recorded, or for trials that did not finish).
+        test_samples: the test samples ``test_accuracy`` was counted over.
+        lr: the learning rate the trial trained with (per shape when the study tunes it).
     """
 
     number: int
@@ -56,6 +61,18 @@ class TrialRecord:
     val_samples: int | None = None
     train_losses: tuple[float, ...] = ()
     train_accuracy: float | None = None
+    test_accuracy: float | None = None
+    test_samples: int | None = None
+    lr: float | None = None
+
+    def with_metric(self, metric: str) -> TrialRecord:
+        """This record with ``accuracy`` (and its sample count) read from ``metric``:
+        ``"val_accuracy"`` (as stored) or ``"test_accuracy"`` (the held-out split)."""
+        if metric == "val_accuracy":
+            return self
+        if metric != "test_accuracy":
+            raise ValueError(f"metric {metric!r} is not val_accuracy or test_accuracy")
+        return replace(self, accuracy=self.test_accuracy, val_samples=self.test_samples)
 
     @property
     def log_m(self) -> float:
@@ -118,6 +135,9 @@ def _record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
         val_samples=_int(attrs.get("val_samples")),
         train_losses=_floats((attrs.get("history") or {}).get("train_loss")),
         train_accuracy=_float(attrs.get("train_accuracy")),
+        test_accuracy=_float(attrs.get("test_accuracy")) if accuracy is not None else None,
+        test_samples=_int(attrs.get("test_samples")),
+        lr=_float(attrs.get("lr")),
     )
 
 

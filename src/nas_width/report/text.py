@@ -122,11 +122,15 @@ def key_numbers(analysis: Analysis) -> list[Row]:
         ))  # fmt: skip
         if trend.note:
             rows.append(("trend note", trend.note))
+    split = "test" if a.primary.metric == "test_accuracy" else "validation"
+    if a.lr_counts:
+        chosen = ", ".join(f"{lr:g} ({n})" for lr, n in a.lr_counts)
+        rows.append(("learning rate (trials)", chosen))
     if a.val_samples is not None and a.kinds.summaries:
         best = max(s.best_shape_mean for s in a.kinds.summaries)
         se = a.binomial_se(best)
         rows.append((
-            "validation samples per trial",
+            f"{split} samples per trial",
             f"{a.val_samples:,} (one sample = {100 / a.val_samples:.2g} points); binomial SE "
             f"of one trial's accuracy at {best:.4f}: {_num(None if se is None else 100 * se)} "
             "points",
@@ -134,7 +138,7 @@ def key_numbers(analysis: Analysis) -> list[Row]:
     rows += _training_rows(a)
     for s in a.kinds.summaries:
         rows.append((
-            f"{kind_label(s.kind)} accuracy",
+            f"{kind_label(s.kind)} {split} accuracy",
             f"mean {s.mean:.4f} ± {_num(s.std, '.4f')} (sd; n={s.n}, {s.n_shapes} shapes, "
             f"{s.n_seeds} seeds); best shape {s.best_shape} {s.best_shape_mean:.4f}"
             f"{_counted(a, s.best_shape_mean)}",

@@ -106,6 +106,7 @@ class Prepared:
                 "options": self.spec.dataset.options,
             },
             "recipe": self.spec.recipe.to_dict(),
+            "tune": None if self.spec.tune is None else self.spec.tune.to_dict(),
             "sampler": self.spec.sampler,
             "scheduler": self.spec.scheduler,
             "seed": self.spec.seed,
@@ -457,7 +458,7 @@ def _tune(
         )  # fmt: skip
     ray_session.wait()  # the data goes to Ray's object store
     trainable = make_trainable(
-        prepared.shapes, spec.recipe, prepared.data,
+        prepared.shapes, spec.recipe, prepared.data, tuning=spec.tune,
         cpus_per_trial=spec.resources.cpus_per_trial,
         gpus_per_trial=spec.resources.gpus_per_trial,
     )  # fmt: skip

@@ -32,8 +32,6 @@ from nas_width.config import MixerConfig
 
 __all__ = ["WidthSearch", "shape_attrs"]
 
-#: Result keys copied into each finished trial's user attributes: the last epoch's metrics,
-#: where it ran (``pid`` is Ray's: the worker process) and when it trained (see trainable.py).
 #: Per-epoch metrics kept as lists in each finished trial's ``history`` user attribute (the
 #: validation accuracy per epoch is already its intermediate values).
 HISTORY = ("train_loss", "train_accuracy", "val_loss")
@@ -41,10 +39,13 @@ HISTORY = ("train_loss", "train_accuracy", "val_loss")
 #: What only the driver's live searcher holds; never pickled (see the module docstring).
 DRIVER_ONLY = ("_sampler", "_storage", "_ot_study", "_ot_trials")
 
+#: Result keys copied into each finished trial's user attributes: the last epoch's metrics,
+#: where it ran (``pid`` is Ray's: the worker process), when it trained (see trainable.py),
+#: the learning rate it trained with and the held-out test metrics of a finished trial.
 RESULT_ATTRS = (
     "epoch", "images_per_sec", "device", "train_loss", "val_loss", "node_id", "pid",
     "started_at", "fit_started_at", "fit_seconds", "train_seconds", "val_samples",
-    "train_accuracy",
+    "train_accuracy", "lr", "test_accuracy", "test_loss", "test_samples", "tuning",
 )  # fmt: skip
 
 

@@ -235,6 +235,12 @@ def check_compatible(study: optuna.Study, expected: dict[str, Any]) -> None:
             "(another nas-width version's budget solver): its trials would not be comparable; "
             "choose another --study-name"
         )
+    # Tuning per shape or not: a study stored before it existed did not tune (None).
+    if stored.get("tune") != expected.get("tune"):
+        raise StorageError(
+            refuse.format("tune", stored.get("tune"), expected.get("tune"))
+            + ": resume with the study's tuning, or choose another --study-name"
+        )
     was, now = stored.get("recipe") or {}, expected.get("recipe") or {}
     for field in sorted(was.keys() & now.keys()):
         if was[field] != now[field]:

@@ -21,7 +21,7 @@ from nas_width import resources
 from nas_width.config import MIXING_KINDS
 from nas_width.errors import ConfigError
 from nas_width.tomlfile import check_keys, expect, read_toml
-from nas_width.train import Recipe
+from nas_width.train import Recipe, Tuning
 
 __all__ = [
     "DEFAULT_MAX_FAILURES",
@@ -90,8 +90,8 @@ class AnalysisPlan:
                lambda v: v in kinds)  # fmt: skip
         expect("primary_statistic", self.primary_statistic, str, "spearman or kendall",
                lambda v: v in ("spearman", "kendall"))  # fmt: skip
-        expect("primary_metric", self.primary_metric, str, "val_accuracy",
-               lambda v: v == "val_accuracy")  # fmt: skip
+        expect("primary_metric", self.primary_metric, str, "val_accuracy or test_accuracy",
+               lambda v: v in ("val_accuracy", "test_accuracy"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,7 @@ class StudySpec:
     recipe: Recipe = field(default_factory=Recipe)
     resources: Resources = field(default_factory=Resources)
     asha: Asha = field(default_factory=Asha)
+    tune: Tuning | None = None  # the learning rates each shape tunes on validation
     analysis: AnalysisPlan = field(default_factory=AnalysisPlan)
 
     def __post_init__(self) -> None:
@@ -166,6 +167,7 @@ class StudySpec:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["recipe"] = self.recipe.to_dict()
+        data["tune"] = None if self.tune is None else self.tune.to_dict()
         return data
 
 
@@ -189,6 +191,13 @@ def study_from_dict(name: str, table: dict[str, Any], where: str) -> StudySpec:
     data["dataset"] = _section(DatasetSpec, f"{where} [dataset]", dataset)
     data["resources"] = _section(Resources, f"{where} [resources]", data.get("resources", {}))
     data["asha"] = _section(Asha, f"{where} [asha]", data.get("asha", {}))
+    if "tune" in data:
+        if not isinstance(data["tune"], dict):
+            raise ConfigError(f"{where} [tune] must be a table, got {data['tune']!r}")
+        try:
+            data["tune"] = Tuning.from_dict(data["tune"])
+        except ConfigError as err:
+            raise ConfigError(f"{where} [tune]: {err}") from None
     data["analysis"] = _section(AnalysisPlan, f"{where} [analysis]", data.get("analysis", {}))
     try:
         data["recipe"] = Recipe.from_dict(data.get("recipe", {}))

@@ -13,10 +13,11 @@ the first epoch, ``oom`` a ``torch.OutOfMemoryError`` as CUDA raises it (CPU-onl
 one), ``nan`` trains on NaN inputs so that the loss check of :func:`nas_width.train.fit` fails.
 
 Timing: every result also carries ``started_at`` (Unix time at which the trial's code began, the
-data already fetched from the object store), ``fit_started_at`` (when :func:`fit` was called),
-``fit_seconds`` (seconds spent in :func:`fit` so far, the reports included) and
-``train_seconds`` (the sum of the epochs' own seconds so far), so that the time a trial spends
-training can be told apart from Ray's and Optuna's (``benchmarks/bench_orchestration.py``).
+data already fetched from the object store), ``fit_started_at`` (when training began),
+``fit_seconds`` (seconds spent training so far, tuning and the reports included) and
+``train_seconds`` (the sum of the reported epochs' own seconds so far), so that the time a
+trial spends training can be told apart from Ray's and Optuna's
+(``benchmarks/bench_orchestration.py``).
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 
 from nas_width.config import MixerConfig
 from nas_width.data import Splits
-from nas_width.train import EpochReport, Recipe, fit
+from nas_width.train import EpochReport, Recipe, Training, Tuning, successive_halving
 
 __all__ = ["FAIL_HOOK_ENV", "make_trainable", "train_shape"]
 
@@ -57,6 +58,7 @@ def train_shape(
     data: Splits,
     device: str | None = None,
     threads: int = 1,
+    tuning: dict[str, Any] | None = None,
 ) -> None:
     """Ray function trainable: ``config["shape"]`` picks the MixerConfig to train.
 
@@ -65,6 +67,13 @@ def train_shape(
     where a trial ran on a cluster) and its timing (``started_at``, ``fit_started_at``,
     ``fit_seconds``, ``train_seconds``: see the module docstring). ``threads`` is the trial's
     CPU share: more intra-op threads than CPUs makes small models many times slower.
+
+    With ``tuning`` (:class:`~nas_width.train.Tuning` as a dict) the shape trains each of its
+    learning rates and keeps the best on validation by successive halving; the epochs reported
+    are the winner's (those it trained while the rates were compared come at once). Every
+    result carries the ``lr`` trained with; the last also the held-out ``test_accuracy``,
+    ``test_loss`` and ``test_samples`` of the selected recipe and, when tuning, ``tuning``:
+    each rate's epochs and validation accuracy when the choice was made.
     """
     timing = {"started_at": time.time(), "fit_started_at": math.nan, "train_seconds": 0.0}
     import ray
@@ -82,7 +91,7 @@ def train_shape(
     if injected == "nan":
         data = dataclasses.replace(data, x_train=torch.full_like(data.x_train, math.nan))
 
-    def report(epoch: EpochReport) -> None:
+    def report(epoch: EpochReport, extra: dict[str, Any]) -> None:
         timing["train_seconds"] += epoch.seconds
         if injected is not None and injected != "nan":
             raise _injected_failure(injected)
@@ -90,7 +99,8 @@ def train_shape(
             tune.report({**epoch.to_dict(), "shape": key, "device": device, "flops": flops,
                          "val_samples": len(data.y_val),
                          "node_id": ray.get_runtime_context().get_node_id(), **timing,
-                         "fit_seconds": time.time() - timing["fit_started_at"]})  # fmt: skip
+                         "fit_seconds": time.time() - timing["fit_started_at"],
+                         **extra})  # fmt: skip
         except BaseException as err:
             raise _ReportInterrupted(err) from err
 
@@ -100,7 +110,18 @@ def train_shape(
         plan = Recipe.from_dict(recipe)
         plan = plan.replace(seed=plan.seed + cfg.seed)
         timing["fit_started_at"] = time.time()
-        fit(cfg, plan, data, device=device, report=report)
+        grid = Tuning.from_dict(tuning) if tuning else Tuning(lr=(plan.lr,))
+        runs = [Training(cfg, plan.replace(lr=lr), data, device=device) for lr in grid.lr]
+        winner, everyone = successive_halving(runs, grid.lr, grid)
+        tried = [c.to_dict() for c in everyone] if tuning else None  # when the choice was made
+        extra: dict[str, Any] = {"lr": winner.lr}
+        for epoch in _epochs(winner.run):
+            if epoch.epoch == plan.epochs:  # the held-out split, after every choice is made
+                test_loss, test_accuracy = winner.run.test()
+                extra = {**extra, "test_accuracy": test_accuracy, "test_loss": test_loss,
+                         "test_samples": len(data.y_test),
+                         "tuning": tried}  # fmt: skip
+            report(epoch, extra)
     except _ReportInterrupted as wrapped:
         raise wrapped.original from None
     except Exception as err:  # the trial failed; the search goes on
@@ -111,6 +132,13 @@ def train_shape(
             {"error": reason, "shape": key, "device": device, "val_accuracy": math.nan,
              "flops": flops}
         )  # fmt: skip
+
+
+def _epochs(run: Training) -> Iterator[EpochReport]:
+    """The epochs the run already trained (while tuning), then the rest as they train."""
+    yield from list(run.history)
+    while not run.done:
+        yield run.epoch()
 
 
 def injected_failure(key: str) -> str | None:
@@ -142,8 +170,10 @@ def make_trainable(
     *,
     cpus_per_trial: float = 1,
     gpus_per_trial: float = 0,
+    tuning: Tuning | None = None,
 ) -> Callable[..., Any]:
-    """A Ray Tune trainable over ``shapes`` with resources attached.
+    """A Ray Tune trainable over ``shapes`` with resources attached; with ``tuning``, each
+    shape's learning rate is chosen on validation (see :func:`train_shape`).
 
     Example (plugin use with a user's own Tuner)::
 
@@ -162,5 +192,6 @@ def make_trainable(
         data=data,
         device=device,
         threads=max(1, int(cpus_per_trial)),
+        tuning=None if tuning is None else tuning.to_dict(),
     )
     return tune.with_resources(fn, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})

@@ -17,6 +17,7 @@ from nas_width.train.checkpoint import CheckpointError, load_model, load_trained
 from nas_width.train.loop import (
     EpochReport,
     FitResult,
+    Training,
     TrialFailed,
     check_data,
     evaluate,
@@ -25,14 +26,18 @@ from nas_width.train.loop import (
 )
 from nas_width.train.optim import lr_at, make_optimizer, no_weight_decay, parameter_groups
 from nas_width.train.recipe import AUGMENTATIONS, Recipe
+from nas_width.train.tuning import Candidate, Tuning, successive_halving
 
 __all__ = [
     "AUGMENTATIONS",
+    "Candidate",
     "CheckpointError",
     "EpochReport",
     "FitResult",
     "Recipe",
+    "Training",
     "TrialFailed",
+    "Tuning",
     "check_data",
     "evaluate",
     "fit",
@@ -44,4 +49,5 @@ __all__ = [
     "parameter_groups",
     "resolve_device",
     "save_trained",
+    "successive_halving",
 ]

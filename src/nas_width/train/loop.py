@@ -29,6 +29,7 @@ from nas_width.train.recipe import Recipe
 __all__ = [
     "EpochReport",
     "FitResult",
+    "Training",
     "TrialFailed",
     "check_data",
     "evaluate",
@@ -180,6 +181,110 @@ def _first_bad(losses: torch.Tensor, start: int, stop: int, epoch: int) -> None:
         raise TrialFailed(f"non-finite loss ({value}) at epoch {epoch}, step {start + i + 1}")
 
 
+class Training:
+    """One model in training under a recipe, advanced an epoch at a time.
+
+    :func:`fit` steps one to the end; successive halving (:mod:`nas_width.train.tuning`)
+    steps several recipes of one shape side by side and keeps the best. The arguments are
+    :func:`fit`'s; the model, optimizer, schedule and generator are built once, here, so that
+    stepping is the same whoever drives it.
+    """
+
+    def __init__(
+        self,
+        config: MixerConfig,
+        recipe: Recipe,
+        data: Splits,
+        *,
+        device: str | torch.device | None = None,
+        final: bool = False,
+    ) -> None:
+        check_data(config, data)
+        dev = resolve_device(device)
+        torch.manual_seed(recipe.seed)
+        self.gen = torch.Generator(device=dev).manual_seed(recipe.seed)
+        self.model = build_model(config).to(dev)
+        self.data = data.to(dev)
+        self.recipe, self.final, self.device = recipe, final, dev
+        d = self.data
+        self.x, self.y = d.train_and_val() if final else (d.x_train, d.y_train)
+        self.n = n = self.x.shape[0]
+        if n == 0:
+            raise ConfigError(f"data {data.name!r} has no training examples")
+        bs = recipe.batch_size
+        self.steps = steps = math.ceil(n / bs)
+        total = recipe.epochs * steps
+        self.optimizer, self.schedule = make_optimizer(
+            self.model,
+            lr=recipe.lr,
+            weight_decay=recipe.weight_decay,
+            total_steps=total,
+            warmup_steps=min(total, round(recipe.warmup_epochs * steps)),
+        )
+        self.augment = _augmenter(recipe, self.data, self.gen)
+        self.sizes = torch.full((steps,), float(bs), device=dev)  # images per step
+        self.sizes[-1] = n - bs * (steps - 1)  # the last one partial
+        self.history: list[EpochReport] = []
+
+    @property
+    def done(self) -> bool:
+        return len(self.history) >= self.recipe.epochs
+
+    def epoch(self) -> EpochReport:
+        """Train one more epoch, evaluate on validation (NaN in ``final`` mode) and return it."""
+        dev, bs, steps, n = self.device, self.recipe.batch_size, self.steps, self.n
+        epoch = len(self.history) + 1
+        started = time.perf_counter()
+        check_every = 1 if dev.type == "cpu" else _CUDA_CHECK_EVERY
+        cuda = dev.type == "cuda"
+        model = self.model
+        model.train()
+        losses = torch.empty(steps, device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        order = torch.randperm(n, device=dev, generator=self.gen)
+        checked = 0
+        for step in range(steps):
+            idx = order[step * bs : (step + 1) * bs]
+            xb, yb = self.augment(self.x[idx]), self.y[idx]
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+                logits = model(xb)
+                loss = F.cross_entropy(
+                    logits.float(), yb, label_smoothing=self.recipe.label_smoothing
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            self.optimizer.step()
+            self.schedule.step()
+            losses[step] = loss.detach()
+            correct += (logits.detach().argmax(dim=1) == yb).sum()
+            if step + 1 - checked >= check_every or step + 1 == steps:
+                _first_bad(losses, checked, step + 1, epoch)
+                checked = step + 1
+        train_loss = float((losses * self.sizes).sum()) / n  # syncs CUDA before the clock
+        train_seconds = time.perf_counter() - started
+
+        if self.final:
+            val_loss, val_acc = math.nan, math.nan
+        else:
+            val_loss, val_acc = evaluate(model, self.data.x_val, self.data.y_val)
+        report = EpochReport(
+            epoch=epoch,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            val_accuracy=val_acc,
+            images_per_sec=n / train_seconds if train_seconds > 0 else math.inf,
+            seconds=time.perf_counter() - started,
+            train_accuracy=int(correct) / n,
+        )
+        self.history.append(report)
+        return report
+
+    def test(self) -> tuple[float, float]:
+        """Loss and accuracy on the held-out test split (leaves the model in eval mode)."""
+        self.model.eval()
+        return evaluate(self.model, self.data.x_test, self.data.y_test)
+
+
 def fit(
     config: MixerConfig,
     recipe: Recipe,
@@ -208,81 +313,19 @@ def fit(
         TrialFailed: the training loss became NaN or infinite.
         ConfigError: the config does not fit the data.
     """
-    check_data(config, data)
-    dev = resolve_device(device)
-    torch.manual_seed(recipe.seed)
-    gen = torch.Generator(device=dev).manual_seed(recipe.seed)
-    model = build_model(config).to(dev)
-    data = data.to(dev)
-    x_train, y_train = data.train_and_val() if final else (data.x_train, data.y_train)
-    n = x_train.shape[0]
-    if n == 0:
-        raise ConfigError(f"data {data.name!r} has no training examples")
-
-    bs = recipe.batch_size
-    steps = math.ceil(n / bs)
-    total = recipe.epochs * steps
-    optimizer, schedule = make_optimizer(
-        model,
-        lr=recipe.lr,
-        weight_decay=recipe.weight_decay,
-        total_steps=total,
-        warmup_steps=min(total, round(recipe.warmup_epochs * steps)),
-    )
-    augment = _augmenter(recipe, data, gen)
-    sizes = torch.full((steps,), float(bs), device=dev)  # images per step, last one partial
-    sizes[-1] = n - bs * (steps - 1)
-    check_every = 1 if dev.type == "cpu" else _CUDA_CHECK_EVERY
-    cuda = dev.type == "cuda"
-
-    result = FitResult(model=model, device=str(dev))
-    for epoch in range(1, recipe.epochs + 1):
-        started = time.perf_counter()
-        model.train()
-        losses = torch.empty(steps, device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        order = torch.randperm(n, device=dev, generator=gen)
-        checked = 0
-        for step in range(steps):
-            idx = order[step * bs : (step + 1) * bs]
-            xb, yb = augment(x_train[idx]), y_train[idx]
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
-                logits = model(xb)
-                loss = F.cross_entropy(logits.float(), yb, label_smoothing=recipe.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-            schedule.step()
-            losses[step] = loss.detach()
-            correct += (logits.detach().argmax(dim=1) == yb).sum()
-            if step + 1 - checked >= check_every or step + 1 == steps:
-                _first_bad(losses, checked, step + 1, epoch)
-                checked = step + 1
-        train_loss = float((losses * sizes).sum()) / n  # syncs CUDA before the clock is read
-        train_seconds = time.perf_counter() - started
-
-        if final:
-            val_loss, val_acc = math.nan, math.nan
-        else:
-            val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
-        epoch_report = EpochReport(
-            epoch=epoch,
-            train_loss=train_loss,
-            val_loss=val_loss,
-            val_accuracy=val_acc,
-            images_per_sec=n / train_seconds if train_seconds > 0 else math.inf,
-            seconds=time.perf_counter() - started,
-            train_accuracy=int(correct) / n,
-        )
+    run = Training(config, recipe, data, device=device, final=final)
+    result = FitResult(model=run.model, device=str(run.device))
+    while not run.done:
+        epoch_report = run.epoch()
         result.history.append(epoch_report)
         if progress:
             _print_progress(epoch_report, recipe.epochs)
         if report is not None:
             report(epoch_report)
 
-    model.eval()
+    run.model.eval()
     if final:
-        result.test_loss, result.test_accuracy = evaluate(model, data.x_test, data.y_test)
+        result.test_loss, result.test_accuracy = run.test()
         if progress:
             print(
                 f"test loss {result.test_loss:.4f}  test acc {result.test_accuracy:.2%}",
