@@ -166,6 +166,39 @@ def test_synthetic_signals_and_seed() -> None:
     assert not torch.equal(s.x_test, load_dataset("synthetic", input_shape=(2, 12), n=60).x_test)
 
 
+def test_digits_folds_partition_every_image_into_stratified_test_splits() -> None:
+    """folds = K: the K test splits are disjoint, cover all 1,797 images, and each holds
+    every class in proportion; a fold outside [0, K) is refused naming it."""
+    from nas_width.data.builtin import digits
+
+    raws = [digits(folds=5, fold=k) for k in range(5)]
+    tested = np.concatenate([r.x_test.reshape(len(r.x_test), -1) for r in raws])
+    assert len(tested) == 1797
+    rows = {r.tobytes() for r in tested}
+    every = digits(folds=5, fold=0)
+    all_rows = {r.tobytes() for r in np.concatenate([every.x_train, every.x_test]).reshape(-1, 64)}
+    assert rows == all_rows  # the folds cover the whole set
+    per_class = np.bincount(np.concatenate([every.y_train, every.y_test]), minlength=10)
+    for r in raws:
+        assert len(r.y_test) in (359, 360)
+        share = np.bincount(r.y_test, minlength=10)
+        assert (abs(share - per_class / 5) < 1).all()  # stratified: each class within one
+        assert len(r.y_train) + len(r.y_test) == 1797
+    with pytest.raises(DataError, match="fold must be below folds \\(5\\), got 5"):
+        load_dataset("digits", folds=5, fold=5)
+    with pytest.raises(DataError, match="folds"):
+        load_dataset("digits", folds=1)
+
+
+def test_mnist1d_test_samples_sets_the_held_out_size() -> None:
+    s = load_dataset("mnist1d", num_samples=2000, test_samples=1500)
+    assert (len(s.y_train) + len(s.y_val), len(s.y_test)) == (500, 1500)
+    plain = load_dataset("mnist1d", num_samples=2000)
+    assert len(plain.y_test) == 400  # the package's 20%
+    with pytest.raises(DataError, match="test_samples must leave 10 or more"):
+        load_dataset("mnist1d", num_samples=2000, test_samples=1995)
+
+
 def test_mnist1d_offline_shapes_and_global_rng_untouched() -> None:
     np.random.seed(123)
     random.seed(123)
@@ -415,3 +448,23 @@ def test_docstring_example() -> None:
     result = doctest.testmod(importlib.import_module("nas_width.data"))
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_a_study_with_folds_tests_each_replicate_seed_on_its_own_fold() -> None:
+    """digits with folds = 3 and seeds 0..2: seed s trains on its own splits, tested on fold
+    s (the three test splits cover the set once) and validated on a split of its own."""
+    from nas_width.search import load_study
+    from nas_width.search.runner import prepare
+    from nas_width.search.study import DatasetSpec
+
+    spec = load_study("digits-sweep").replace(dataset=DatasetSpec("digits", options={"folds": 3}))
+    prepared = prepare(spec, "flops=500k")
+    assert prepared.replicates is not None
+    assert sorted(prepared.replicates) == [0, 1, 2]
+    assert prepared.trial_data is prepared.replicates
+    tests = [prepared.replicates[s].y_test for s in range(3)]
+    assert sum(len(t) for t in tests) == 1797
+    vals = [prepared.replicates[s].y_val for s in range(3)]
+    assert not torch.equal(vals[0][:50], vals[1][:50])
+    fixed = spec.replace(dataset=DatasetSpec("digits", options={"folds": 3, "fold": 1}))
+    assert prepare(fixed, "flops=500k").replicates is None  # a fixed fold: one split for all

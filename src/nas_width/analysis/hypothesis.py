@@ -84,8 +84,9 @@ class Analysis:
         lr_counts: (learning rate, used trials) for each rate the used trials trained with,
             smallest first: with a tuned recipe, which rates the shapes chose on validation.
         val_samples: samples per trial of the split the metric is measured on (validation,
-            or test for ``test_accuracy``) when every used trial recorded the same number
-            (None otherwise): accuracies are counts out of it (see :meth:`binomial_se`).
+            or test for ``test_accuracy``) when every used trial recorded it and the numbers
+            agree within 1% (the smallest; None otherwise): accuracies are counts out of it
+            (see :meth:`binomial_se`).
     """
 
     counts: Counts
@@ -133,6 +134,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     return value
+
+
+def _common_size(sizes: set[int | None]) -> int | None:
+    """The samples per trial when the trials agree on it within 1% (K-fold splits differ by
+    one): the smallest, so a binomial SE from it is never too small; else None."""
+    if not sizes or None in sizes:
+        return None
+    known = [n for n in sizes if n is not None]
+    return min(known) if max(known) <= 1.01 * min(known) else None
 
 
 def _exclusion(r: TrialRecord, mixing: str | None) -> str | None:
@@ -259,7 +269,7 @@ def analyze(
         verdict=verdict,
         settings=settings,
         primary=primary,
-        val_samples=next(iter(sizes)) if len(sizes) == 1 else None,
+        val_samples=_common_size(sizes),
         unconverged=tuple(unconverged(used)),
         n_shapes=len(units),
         train_accuracy_range=(min(train), max(train)) if train else None,

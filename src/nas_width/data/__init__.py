@@ -67,7 +67,8 @@ def load_dataset(
 
     Validation is a stratified ``val_fraction`` of the training data, chosen by
     ``split_seed`` alone; the test split is the data set's own (digits, which has none, holds
-    out a fixed 20%) and never depends on ``split_seed``. Inputs are float32, normalized per
+    out a fixed 20%, or fold ``fold`` of a fixed K-fold with ``folds``) and never depends on
+    ``split_seed``. Inputs are float32, normalized per
     input channel with the statistics of the train split; labels are int64.
 
     Args:
@@ -76,9 +77,10 @@ def load_dataset(
             take none.
         val_fraction: share of the training data held out for validation, in (0, 1).
         split_seed: seeds the validation split.
-        **options: per data set: ``num_samples`` (mnist1d); ``n``, ``input_shape``,
-            ``num_classes``, ``seed`` (synthetic); ``max_train``, ``max_test`` (files);
-            ``label="fine" | "coarse"`` (cifar100); ``layout="nhw" | "ncl"`` (npz, 3-D x).
+        **options: per data set: ``num_samples``, ``test_samples`` (mnist1d); ``folds``,
+            ``fold`` (digits); ``n``, ``input_shape``, ``num_classes``, ``seed`` (synthetic);
+            ``max_train``, ``max_test`` (files); ``label="fine" | "coarse"`` (cifar100);
+            ``layout="nhw" | "ncl"`` (npz, 3-D x).
 
     Raises:
         DataError: an unknown name or option, a bad value, a missing path or a file that does

@@ -25,19 +25,42 @@ _DIGITS_TEST_SEED = 1797
 _DIGITS_TEST_FRACTION = 0.2
 
 
-def digits() -> Raw:
+def digits(*, folds: int | None = None, fold: int = 0) -> Raw:
     """scikit-learn's 1,797 handwritten digits: x (N, 1, 8, 8), pixel values 0..16, 10 classes.
 
     The set has no test split, so a stratified 20% (359 images) is held out with a fixed seed;
-    the remaining 1,438 are the pool that validation is carved from.
+    the remaining 1,438 are the pool that validation is carved from. One such split tests on
+    359 images (one image = 0.28 points), too few to tell shapes apart; with ``folds`` the test
+    split is fold ``fold`` of a fixed stratified K-fold instead (scikit-learn's
+    StratifiedKFold), and a study that sets ``folds`` gives each replicate seed its own fold
+    (seed mod K), so that with K seeds every image is tested once per shape.
+
+    Args:
+        folds: K >= 2 for K-fold test splits (None: the fixed 20% holdout).
+        fold: which fold is the test split, in [0, K).
     """
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     x = np.asarray(bunch.images, dtype=np.float32)[:, None]  # (1797, 8, 8) -> (N, 1, 8, 8)
     y = np.asarray(bunch.target, dtype=np.int64)
-    train, test = stratified_split(y, _DIGITS_TEST_FRACTION, _DIGITS_TEST_SEED)
+    if folds is None:
+        train, test = stratified_split(y, _DIGITS_TEST_FRACTION, _DIGITS_TEST_SEED)
+    else:
+        train, test = _kfold(y, check_int("digits", "folds", folds, minimum=2), fold)
     return Raw(x[train], y[train], x[test], y[test], num_classes=10)
+
+
+def _kfold(y: NDArray[Any], folds: int, fold: object) -> tuple[NDArray[Any], NDArray[Any]]:
+    """(train, test) indices of fold ``fold`` of a fixed stratified ``folds``-fold split."""
+    from sklearn.model_selection import StratifiedKFold
+
+    k = check_int("digits", "fold", fold, minimum=0)
+    if k >= folds:
+        raise DataError(f"digits: option fold must be below folds ({folds}), got {fold!r}")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=_DIGITS_TEST_SEED)
+    train, test = list(splitter.split(np.zeros(len(y)), y))[k]
+    return train, test
 
 
 @functools.lru_cache(maxsize=4)
@@ -63,14 +86,29 @@ def _mnist1d_arrays(num_samples: int) -> tuple[NDArray[Any], ...]:
     return arrays
 
 
-def mnist1d(*, num_samples: int = 5000) -> Raw:
+def mnist1d(*, num_samples: int = 5000, test_samples: int | None = None) -> Raw:
     """MNIST-1D (Greydanus 2020): x (N, 1, 40), 10 classes, 80% train and 20% test.
+
+    The package's generator makes any number of signals, so the test split can be as large as
+    a comparison of shapes needs: the default 1,000 test signals put one signal at 0.1 points.
 
     Args:
         num_samples: total samples generated (default 5000: 4000 train, 1000 test).
+        test_samples: the last ``test_samples`` of them are the test split (default: 20%);
+            e.g. 16000 and 10000 keep the usual ~5k training pool and test on 10k signals.
     """
     n = check_int("mnist1d", "num_samples", num_samples, minimum=10)
     x, y, x_test, y_test = _mnist1d_arrays(n)
+    if test_samples is not None:
+        t = check_int("mnist1d", "test_samples", test_samples, minimum=1)
+        x, y = np.concatenate([x, x_test]), np.concatenate([y, y_test])  # generator order
+        cut = len(y) - t  # num_samples rounded down to whole classes
+        if cut < 10:
+            raise DataError(
+                f"mnist1d: option test_samples must leave 10 or more of num_samples ({n}) "
+                f"for training, got {t}"
+            )
+        x, y, x_test, y_test = x[:cut], y[:cut], x[cut:], y[cut:]
     return Raw(x[:, None], y, x_test[:, None], y_test, num_classes=10)  # (N, 40) -> (N, 1, 40)
 
 

@@ -77,6 +77,14 @@ class Prepared:
     shapes: dict[str, MixerConfig]
     study_name: str
     solved: SolvedShapes | None = None  # the feasible shapes and the infeasible ones
+    #: Per replicate seed, its own splits (a data set with ``folds``: fold = seed mod K);
+    #: None: every trial trains on ``data``.
+    replicates: dict[int, Splits] | None = None
+
+    @property
+    def trial_data(self) -> Splits | dict[int, Splits]:
+        """What the trainable receives: the splits, or the splits of each replicate seed."""
+        return self.data if self.replicates is None else self.replicates
 
     @property
     def infeasible(self) -> list[Infeasible]:
@@ -225,7 +233,23 @@ def prepare(spec: StudySpec, budget: str | None = None, study_name: str | None =
     name = study_name or default_study_name(spec, spec_budget)
     if spec.trials == "all":
         spec = spec.replace(trials=len(solved.feasible))
-    return Prepared(spec, spec_budget, space, data, solved.feasible, name, solved)
+    replicates = _replicate_splits(spec, {cfg.seed for cfg in solved.feasible.values()})
+    return Prepared(spec, spec_budget, space, data, solved.feasible, name, solved, replicates)
+
+
+def _replicate_splits(spec: StudySpec, seeds: set[int]) -> dict[int, Splits] | None:
+    """With a ``folds`` option (and no fixed ``fold``), each replicate seed s tests on fold
+    s mod K and carves its validation with split_seed + s: repeated stratified splits, the same
+    for every shape (a paired design), so the verdict rests on more than one small test set."""
+    ds = spec.dataset
+    if "folds" not in ds.options or "fold" in ds.options:
+        return None
+    folds = int(ds.options["folds"])
+    return {
+        s: load_dataset(ds.name, path=ds.path, val_fraction=ds.val_fraction,
+                        split_seed=ds.split_seed + s, **ds.options, fold=s % folds)
+        for s in sorted(seeds)
+    }  # fmt: skip
 
 
 def _sampler(spec: StudySpec, shapes: dict[str, MixerConfig]) -> optuna.samplers.BaseSampler:
@@ -458,7 +482,7 @@ def _tune(
         )  # fmt: skip
     ray_session.wait()  # the data goes to Ray's object store
     trainable = make_trainable(
-        prepared.shapes, spec.recipe, prepared.data, tuning=spec.tune,
+        prepared.shapes, spec.recipe, prepared.trial_data, tuning=spec.tune,
         cpus_per_trial=spec.resources.cpus_per_trial,
         gpus_per_trial=spec.resources.gpus_per_trial,
     )  # fmt: skip

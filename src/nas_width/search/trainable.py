@@ -26,7 +26,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -55,7 +55,7 @@ def train_shape(
     *,
     shapes: dict[str, dict[str, Any]],
     recipe: dict[str, Any],
-    data: Splits,
+    data: Splits | Mapping[int, Splits],
     device: str | None = None,
     threads: int = 1,
     tuning: dict[str, Any] | None = None,
@@ -83,6 +83,8 @@ def train_shape(
 
     key = str(config["shape"])
     cfg = MixerConfig.from_dict(shapes[key])
+    if not isinstance(data, Splits):
+        data = data[cfg.seed]  # the replicate's own splits (repeated stratified splits)
     flops = measure(cfg).flops
     torch.set_num_threads(max(1, threads))
     if device is None:
@@ -166,14 +168,15 @@ def _injected_failure(kind: str) -> Exception:
 def make_trainable(
     shapes: dict[str, MixerConfig],
     recipe: Recipe,
-    data: Splits,
+    data: Splits | Mapping[int, Splits],
     *,
     cpus_per_trial: float = 1,
     gpus_per_trial: float = 0,
     tuning: Tuning | None = None,
 ) -> Callable[..., Any]:
     """A Ray Tune trainable over ``shapes`` with resources attached; with ``tuning``, each
-    shape's learning rate is chosen on validation (see :func:`train_shape`).
+    shape's learning rate is chosen on validation (see :func:`train_shape`). ``data`` may map
+    each replicate seed (``MixerConfig.seed``) to its own splits.
 
     Example (plugin use with a user's own Tuner)::
 
