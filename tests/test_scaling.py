@@ -74,6 +74,12 @@ def test_recovers_both_lines_and_predicts_the_held_out_budget() -> None:
     assert abs(pred.accuracy_error or 9) < ACC_SLOPE  # shapes are discrete: not the exact peak
     assert pred.best_ratio_ci[0] < pred.best_ratio < pred.best_ratio_ci[1]
     assert pred.accuracy_in_ci is not None
+    # The prediction interval covers the truth and the held-out check, and is wider than the
+    # bootstrap's within-budget noise (it adds the scatter of the budgets about the line).
+    assert pred.best_ratio_pi[0] < truth < pred.best_ratio_pi[1]
+    assert pred.ratio_in_pi is True
+    assert pred.accuracy_in_pi is True
+    assert pred.best_accuracy_pi[1] - pred.best_accuracy_pi[0] > 0
 
 
 def test_a_wrong_law_gives_a_large_held_out_error() -> None:
@@ -90,30 +96,40 @@ def test_a_wrong_law_gives_a_large_held_out_error() -> None:
     assert pred.ratio_error_log2 is not None
     assert abs(pred.ratio_error_log2) > 1.0
     assert pred.ratio_in_ci is False
+    assert pred.ratio_in_pi is False
 
 
-def test_best_accuracy_is_the_best_shape_mean_not_the_luckiest_trial() -> None:
+def test_best_accuracy_is_the_fitted_peak_not_the_luckiest_shape() -> None:
+    """One lucky trial lifts its shape's mean (the max over shape means is biased upward); the
+    fitted curve's peak stays near the law's true peak, 0.80 at the first budget."""
     records = sweep(BUDGETS[0], noise=0.0)
-    lucky = records[0]
-    records[0] = TrialRecord(lucky.number, "COMPLETE", "mixer", lucky.S, lucky.C, lucky.m,
+    i = max(range(len(records)), key=lambda j: records[j].accuracy or 0)  # the best shape's
+    lucky = records[i]
+    records[i] = TrialRecord(lucky.number, "COMPLETE", "mixer", lucky.S, lucky.C, lucky.m,
                              lucky.seed, 0.99, shape=lucky.shape)  # fmt: skip
-    result = scaling({"a": (BUDGETS[0], records), "b": (BUDGETS[1], sweep(BUDGETS[1]))}, n_boot=50)
-    point = result.points[0]
+    data = {"a": (BUDGETS[0], records)}
+    data |= {f"{b:g}": (b, sweep(b)) for b in BUDGETS[1:3]}
+    point = scaling(data, n_boot=50).points[0]
     by_shape: dict[str, list[float]] = {}
     for r in records:
         by_shape.setdefault(r.shape.rsplit("-s", 1)[0], []).append(float(r.accuracy or 0))
-    assert point.best_accuracy == pytest.approx(max(np.mean(v) for v in by_shape.values()))
-    assert point.best_accuracy < 0.99
+    assert point.best_shape_mean == pytest.approx(max(np.mean(v) for v in by_shape.values()))
+    assert point.best_shape_mean > 0.85  # the lucky shape
+    assert point.accuracy_source == "fitted peak"
+    assert abs(point.best_accuracy - 0.80) < abs(point.best_shape_mean - 0.80) / 2
+    clean = scaling({f"{b:g}": (b, sweep(b, noise=0.0)) for b in BUDGETS[:3]}, n_boot=20)
+    assert clean.points[0].best_accuracy == pytest.approx(0.80, abs=1e-6)  # exact quadratic
 
 
 def test_mixing_filter_and_too_few_budgets() -> None:
     data = {"a": (BUDGETS[0], sweep(BUDGETS[0]) + sweep(BUDGETS[0], kind="rp"))}
     data["b"] = (BUDGETS[1], sweep(BUDGETS[1], kind="rp"))
+    data["c"] = (BUDGETS[2], sweep(BUDGETS[2], kind="rp"))
     with pytest.raises(ValueError, match="no finished trial of mixing kind 'mixer'"):
         scaling(data, mixing="mixer", n_boot=20)
     assert scaling(data, mixing="rp", n_boot=20).points[0].trials == len(TOKENS) * len(SEEDS)
-    with pytest.raises(ValueError, match="two budgets or more"):
-        scaling(studies(BUDGETS[:2]), predict_at=BUDGETS[1], n_boot=20)
+    with pytest.raises(ValueError, match="3 budgets or more"):
+        scaling(studies(BUDGETS[:3]), predict_at=BUDGETS[2], n_boot=20)  # two left to fit
 
 
 def test_deterministic_for_a_seed() -> None:
@@ -124,8 +140,9 @@ def test_deterministic_for_a_seed() -> None:
     assert a.prediction.observed is None
 
 
-def store(path: Path, budgets: tuple[float, ...]) -> str:
-    """The synthetic sweeps as stored nas-width studies (one per FLOP budget)."""
+def store(path: Path, budgets: tuple[float, ...], primary: str | None = None) -> str:
+    """The synthetic sweeps as stored nas-width studies (one per FLOP budget); with
+    ``primary = "test_accuracy"`` the test accuracy is 1 - the validation accuracy."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = f"sqlite:///{path}"
     for budget in budgets:
@@ -135,11 +152,15 @@ def store(path: Path, budgets: tuple[float, ...]) -> str:
                                     direction="maximize")  # fmt: skip
         study.set_user_attr("budget_metric", "flops")
         study.set_user_attr("budget_value", int(budget))
+        study.set_user_attr("feasible", {"shapes": len(records) + (budget == budgets[0])})
+        if primary is not None:
+            study.set_user_attr("primary_test", {"primary_metric": primary})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(["val_accuracy"])
         for r in records:
-            attrs = {"S": r.S, "C": r.C, "m": r.m, "mixing": r.mixing, "seed": r.seed}
+            attrs = {"S": r.S, "C": r.C, "m": r.m, "mixing": r.mixing, "seed": r.seed,
+                     "test_accuracy": 1 - (r.accuracy or 0)}  # fmt: skip
             study.add_trial(create_trial(value=r.accuracy, params={"shape": r.shape},
                                          distributions=dist, user_attrs=attrs))  # fmt: skip
     return url
@@ -155,21 +176,43 @@ def test_cli_prints_fit_prediction_and_check(
     assert (code, err) == (0, "")
     assert "scaling over 3 flops budgets" in out
     assert "prediction at flops=2M" in out
+    assert "95% prediction interval" in out
     assert "check against 'sweep-flops-2e+06'" in out
+    assert "inside the prediction interval" in out
+    assert "val_accuracy" in out
+    # A sweep that did not finish every shape is named (the first stores one shape more).
+    assert "note: study 'sweep-flops-250000' finished 18 of its 19 shapes" in out
     assert snapshot(tmp_path) == before  # read only
 
-    code, out, _ = invoke(capsys, "scaling", "--storage", url, *names[:2], "--json")
+    code, out, _ = invoke(capsys, "scaling", "--storage", url, *names[:3], "--json")
     assert code == 0
     payload = json.loads(out)
     assert payload["metric"] == "flops"
-    assert len(payload["points"]) == 2
+    assert len(payload["points"]) == 3
     assert payload["prediction"] is None
+
+
+def test_cli_fits_each_studys_primary_metric(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Studies whose primary metric is test_accuracy are fitted on it, never on validation
+    (here test = 1 - validation, so the best S/C moves to the other end)."""
+    names = [f"sweep-flops-{b:g}" for b in BUDGETS[:3]]
+    val = scaling(studies(BUDGETS[:3]), n_boot=20)
+    url = store(tmp_path / "t.db", BUDGETS[:3], primary="test_accuracy")
+    code, out, err = invoke(capsys, "scaling", "--storage", url, *names, "--json")
+    assert (code, err) == (0, "")
+    points = json.loads(out)["points"]
+    assert points[0]["best_ratio"] != pytest.approx(val.points[0].best_ratio)
+    worst = min(r.accuracy or 0 for r in sweep(BUDGETS[0]))  # shape means of 1 - accuracy
+    assert points[0]["best_shape_mean"] <= 1 - worst + 1e-9
+    assert points[0]["best_shape_mean"] > 1 - val.points[0].best_shape_mean
 
 
 @pytest.mark.parametrize(
     ("args", "names"),
     [
-        (["sweep-flops-250000"], "two budgets or more"),
+        (["sweep-flops-250000"], "3 budgets or more"),
         (["sweep-flops-250000", "sweep-flops-500000", "--predict", "2M"], "'2M' is a params"),
         (["sweep-flops-250000", "nope"], "no study 'nope'"),
         (["sweep-flops-250000", "sweep-flops-500000", "--mixing", "cnn"], "--mixing 'cnn'"),

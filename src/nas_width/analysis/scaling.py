@@ -5,19 +5,26 @@ that answer moves: for each budget we take
 
 - the best S/C: the argmax of the quadratic in x = log(S/C) (:mod:`nas_width.analysis.trend`),
   and
-- the best accuracy: the highest mean accuracy over seeds of one shape (a shape's seeds are its
-  replicates; the maximum of single trials would reward noise),
+- the best accuracy: the same quadratic's value at that S/C, the peak of the fitted curve. The
+  highest of the shape means would be biased upward (a maximum over noisy means); with fewer
+  than three S/C values there is no curve and the best shape mean is used, and said,
 
-then fit both against log2(budget) with a straight line (scikit-learn) and extrapolate to a
-larger budget. The theory (DESIGN.md section 1) says the best S/C is 1 at every budget, with
-S* = C* growing as budget^(1/3); the fit says where the data put it. This is a prediction the
-paper does not make. When a study at the predicted budget is given too, it is held out of the
-fit and the prediction's error against it is reported.
+then fit both against log2(budget) with a straight line (scikit-learn) over three budgets or
+more and extrapolate to a larger one. The theory (DESIGN.md section 1) says the best S/C is 1 at
+every budget, with S* = C* growing as budget^(1/3); the fit says where the data put it. This is
+a prediction the paper does not make. When a study at the predicted budget is given too, it is
+held out of the fit and checked against the prediction.
 
-Intervals are percentile bootstraps that resample trials within each budget and redo the whole
-chain (best per budget, line, extrapolation). They carry the sampling noise of the trials, not
-the risk that the trend is not a straight line in log2(budget): with two fitted budgets the line
-passes through both points, so the held-out check is the only test of that.
+Two intervals, covering different things:
+
+- the **prediction interval** (OLS, Student t with k - 2 degrees of freedom for k budgets):
+  where a new budget's best S/C or best accuracy should fall, given how far the fitted budgets
+  scatter about the line. It includes the risk that the trend is not a straight line as far as
+  the fitted points show it; with three budgets it has one degree of freedom and is wide;
+- the **bootstrap interval**: trials resampled within each budget and the whole chain redone
+  (best per budget, line, extrapolation). It carries the within-budget noise only.
+
+The held-out check is judged against the prediction interval.
 """
 
 from __future__ import annotations
@@ -34,7 +41,10 @@ from nas_width.analysis._resample import Array, percentile_ci, streams
 from nas_width.analysis.records import TrialRecord
 from nas_width.analysis.trend import _best_x, _boot_quadratic
 
-__all__ = ["BudgetPoint", "Prediction", "Scaling", "scaling"]
+__all__ = ["MIN_BUDGETS", "BudgetPoint", "Prediction", "Scaling", "scaling"]
+
+#: Budgets a scaling fit needs: a line through two points has no residual to test it by.
+MIN_BUDGETS = 3
 
 _SEED_SUFFIX = re.compile(r"-s\d+$")
 
@@ -48,9 +58,11 @@ class BudgetPoint:
         trials: COMPLETE trials used (of the asked mixing kind).
         best_ratio: the quadratic's best S/C, clipped to the observed range (exp of best x).
         best_ratio_ci: its bootstrap interval.
-        best_accuracy: the highest mean accuracy over seeds of one shape.
-        best_accuracy_ci: its bootstrap interval (shapes' means recomputed on resampled trials).
-        best_shape: the shape with that mean (its key without the seed) and its S and C.
+        best_accuracy: the quadratic's value at the best S/C (the fitted curve's peak), or the
+            best shape mean with fewer than three S/C values (``accuracy_source`` says which).
+        best_accuracy_ci: its bootstrap interval (the chain redone on resampled trials).
+        best_shape: the shape with the highest mean over its seeds (its key without the seed)
+            and its S and C; ``best_shape_mean`` that mean (biased upward as a maximum).
     """
 
     budget: float
@@ -63,6 +75,8 @@ class BudgetPoint:
     best_shape: str
     best_tokens: int
     best_channels: int
+    best_shape_mean: float = math.nan
+    accuracy_source: str = "fitted peak"
 
 
 @dataclass(frozen=True)
@@ -71,12 +85,14 @@ class Prediction:
 
     Attributes:
         budget: where the lines are evaluated.
-        best_ratio, best_ratio_ci: predicted best S/C (2 ** the line in log2) and interval.
-        best_accuracy, best_accuracy_ci: predicted best accuracy and interval.
+        best_ratio: predicted best S/C (2 ** the line in log2); ``best_ratio_pi`` its
+            prediction interval, ``best_ratio_ci`` its bootstrap interval (module docstring).
+        best_accuracy, best_accuracy_pi, best_accuracy_ci: the same for the best accuracy.
         observed: the held-out study at this budget, when one was given.
         ratio_error_log2: log2(predicted / observed best S/C) (None without ``observed``).
         accuracy_error: predicted - observed best accuracy (None without ``observed``).
-        ratio_in_ci, accuracy_in_ci: whether the observed values fall in the intervals.
+        ratio_in_pi, accuracy_in_pi: whether the observed values fall in the prediction
+            intervals (the check); ``ratio_in_ci``, ``accuracy_in_ci`` in the bootstrap ones.
     """
 
     budget: float
@@ -89,6 +105,10 @@ class Prediction:
     accuracy_error: float | None
     ratio_in_ci: bool | None
     accuracy_in_ci: bool | None
+    best_ratio_pi: tuple[float, float] = (math.nan, math.nan)
+    best_accuracy_pi: tuple[float, float] = (math.nan, math.nan)
+    ratio_in_pi: bool | None = None
+    accuracy_in_pi: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -140,16 +160,24 @@ class _Budget:
         self.shape = codes.astype(np.int64)
         self.lo, self.hi = float(self.x.min()), float(self.x.max())
 
-    def best_x(self, boot: npt.NDArray[np.int64]) -> Array:
-        """Best x of the quadratic per resample row (the observed end when it has no vertex)."""
-        if np.unique(self.x).size < 3:
-            # Fewer than three S/C values: no quadratic; the better-mean end is the best.
-            return np.array([self.x[self.best_shape_index(row)] for row in boot])
+    @property
+    def curved(self) -> bool:
+        """Three S/C values or more: a quadratic, hence a fitted peak, exists."""
+        return bool(np.unique(self.x).size >= 3)
+
+    def best(self, boot: npt.NDArray[np.int64]) -> tuple[Array, Array]:
+        """(best x, accuracy there) per resample row: the quadratic's argmax over the observed
+        range and its value (the peak of the fitted curve). Without a curve (fewer than three
+        S/C values), the x and mean of the best shape."""
+        if not self.curved:
+            idx = [self.best_shape_index(row) for row in boot]
+            return self.x[idx], np.array([np.nanmax(self.shape_means(row)) for row in boot])
         coef = _boot_quadratic(self.x, self.acc, boot)
-        out = np.full(boot.shape[0], np.nan)
+        x, peak = np.full(boot.shape[0], np.nan), np.full(boot.shape[0], np.nan)
         ok = np.isfinite(coef).all(axis=1)
-        out[ok] = _best_x(coef[ok], self.lo, self.hi)
-        return out
+        x[ok] = _best_x(coef[ok], self.lo, self.hi)
+        peak[ok] = coef[ok, 0] + coef[ok, 1] * x[ok] + coef[ok, 2] * x[ok] ** 2
+        return x, peak
 
     def best_shape_index(self, rows: npt.NDArray[np.int64]) -> int:
         """The trial index of a shape with the highest mean accuracy among ``rows``."""
@@ -165,16 +193,14 @@ class _Budget:
             means: Array = np.where(count > 0, total / np.maximum(count, 1), np.nan)
         return means
 
-    def best_accuracy(self, boot: npt.NDArray[np.int64]) -> Array:
-        return np.array([np.nanmax(self.shape_means(row)) for row in boot])
-
 
 def _point(
     budget: float, study: str, data: _Budget, boot: npt.NDArray[np.int64], level: float
 ) -> tuple[BudgetPoint, Array, Array]:
     everything = np.arange(data.acc.size)[None, :]
-    x = float(data.best_x(everything)[0])
-    boot_x, boot_acc = data.best_x(boot), data.best_accuracy(boot)
+    xs, peaks = data.best(everything)
+    x, peak = float(xs[0]), float(peaks[0])
+    boot_x, boot_acc = data.best(boot)
     means = data.shape_means(everything[0])
     best = int(np.nanargmax(means))
     member = int(np.flatnonzero(data.shape == best)[0])
@@ -185,13 +211,19 @@ def _point(
         trials=int(data.acc.size),
         best_ratio=math.exp(x),
         best_ratio_ci=(math.exp(ci_x[0]), math.exp(ci_x[1])),
-        best_accuracy=float(means[best]),
+        best_accuracy=peak,
         best_accuracy_ci=percentile_ci(boot_acc, level),
         best_shape=str(data.names[best]),
         best_tokens=int(data.S[member]),
         best_channels=int(data.C[member]),
+        best_shape_mean=float(means[best]),
+        accuracy_source="fitted peak" if data.curved else "best shape mean",
     )
     return point, boot_x / math.log(2.0), boot_acc
+
+
+def _inside(value: float, interval: tuple[float, float]) -> bool:
+    return interval[0] <= value <= interval[1]
 
 
 def _line(t: Array, y: Array) -> tuple[float, float]:
@@ -200,6 +232,24 @@ def _line(t: Array, y: Array) -> tuple[float, float]:
 
     model = LinearRegression().fit(t[:, None], y)
     return float(model.coef_[0]), float(model.intercept_)
+
+
+def _prediction_interval(t: Array, y: Array, at: float, level: float) -> tuple[float, float]:
+    """The OLS prediction interval of a new y at ``at`` for the line y ~ t (k points):
+    fit +- t_{k-2} s sqrt(1 + 1/k + (at - mean t)^2 / Sxx), s from the residuals
+    (scipy.stats.linregress and the Student t)."""
+    from scipy import stats
+
+    k = t.size
+    fit = stats.linregress(t, y)
+    resid = y - (fit.intercept + fit.slope * t)
+    s = math.sqrt(float(resid @ resid) / (k - 2))
+    sxx = float(((t - t.mean()) ** 2).sum())
+    half = (
+        stats.t.ppf(0.5 + level / 2, k - 2) * s * math.sqrt(1 + 1 / k + (at - t.mean()) ** 2 / sxx)
+    )
+    centre = fit.intercept + fit.slope * at
+    return float(centre - half), float(centre + half)
 
 
 def _boot_lines(t: Array, ys: Array, at: float) -> Array:
@@ -230,7 +280,8 @@ def scaling(
         n_boot: bootstrap resamples per budget; seed: seeds them; level: interval level.
 
     Raises:
-        ValueError: fewer than two budgets to fit, or a budget without a usable trial.
+        ValueError: fewer than three budgets to fit (two points always lie on a line, so
+            nothing would test it), or a budget without a usable trial.
     """
     fit: list[tuple[float, str, _Budget]] = []
     held: tuple[float, str, _Budget] | None = None
@@ -245,9 +296,10 @@ def scaling(
         else:
             fit.append(entry)
     fit.sort(key=lambda e: e[0])
-    if len({b for b, _, _ in fit}) < 2:
+    if len({b for b, _, _ in fit}) < MIN_BUDGETS:
         raise ValueError(
-            f"a scaling fit needs studies at two budgets or more, got {len(fit)} to fit"
+            f"a scaling fit needs studies at {MIN_BUDGETS} budgets or more (two points always "
+            f"lie on a line), got {len({b for b, _, _ in fit})} to fit"
         )
     rngs = streams(seed, len(fit) + 1)
     points, boot_ratio, boot_acc = [], [], []
@@ -272,6 +324,9 @@ def scaling(
         acc_ci = percentile_ci(pred_acc, level)
         ratio = 2.0 ** (ratio_intercept + ratio_slope * at)
         accuracy = acc_intercept + acc_slope * at
+        pi_r = _prediction_interval(t, log_ratio, at, level)
+        ratio_pi = (2.0 ** pi_r[0], 2.0 ** pi_r[1])
+        acc_pi = _prediction_interval(t, np.array([p.best_accuracy for p in points]), at, level)
         observed = None
         if held is not None:
             budget, name, data = held
@@ -292,6 +347,10 @@ def scaling(
             accuracy_in_ci=None
             if observed is None
             else acc_ci[0] <= observed.best_accuracy <= acc_ci[1],
+            best_ratio_pi=ratio_pi,
+            best_accuracy_pi=acc_pi,
+            ratio_in_pi=None if observed is None else _inside(observed.best_ratio, ratio_pi),
+            accuracy_in_pi=None if observed is None else _inside(observed.best_accuracy, acc_pi),
         )
     return Scaling(
         points=tuple(points),

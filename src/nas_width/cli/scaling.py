@@ -26,17 +26,20 @@ def _row(p: BudgetPoint) -> str:
 
     ratio = _ci(p.best_ratio, p.best_ratio_ci, ".3g")
     accuracy = _ci(p.best_accuracy, p.best_accuracy_ci, ".4f")
-    shape = f"{p.best_shape} (S={p.best_tokens}, C={p.best_channels})"
-    return f"  {_human(int(p.budget)):>6}  {p.trials:>6}  {ratio:<28}{accuracy:<28}{shape}"
+    if p.accuracy_source != "fitted peak":
+        accuracy += " *"
+    shape = f"{p.best_shape} (S={p.best_tokens}, C={p.best_channels}) {p.best_shape_mean:.4f}"
+    return f"  {_human(int(p.budget)):>6}  {p.trials:>6}  {ratio:<28}{accuracy:<30}{shape}"
 
 
-def _lines(result: Scaling, metric: str, predict: str | None) -> list[str]:
+def _lines(result: Scaling, metric: str, predict: str | None, accuracy: str) -> list[str]:
     kind = result.mixing or "all kinds pooled"
     level = f"{float(result.settings['level'] or 0.95):.0%}"
     out = [
-        f"scaling over {len(result.points)} {metric} budgets, mixing: {kind} ({level} intervals)",
-        f"  {'budget':>6}  {'trials':>6}  {'best S/C':<28}{'best accuracy (shape mean)':<28}"
-        "best shape",
+        f"scaling over {len(result.points)} {metric} budgets, mixing: {kind}, {accuracy} "
+        f"({level} bootstrap intervals: within-budget noise)",
+        f"  {'budget':>6}  {'trials':>6}  {'best S/C':<28}{'best accuracy (fitted peak)':<30}"
+        "best shape, its mean",
         *(_row(p) for p in result.points),
         f"fit: log2(best S/C) = {result.ratio_intercept:+.3f} {result.ratio_slope:+.3f} "
         f"* log2(budget)  (S/C x{2**result.ratio_slope:.3g} per doubling; theory: S/C = 1 "
@@ -47,9 +50,14 @@ def _lines(result: Scaling, metric: str, predict: str | None) -> list[str]:
     pred = result.prediction
     if pred is None or predict is None:
         return out
+    if any(p.accuracy_source != "fitted peak" for p in result.points):
+        out.append("  * fewer than three S/C values: the best shape's mean (biased upward)")
+    pi = "prediction interval"
     out.append(
-        f"prediction at {predict}: best S/C {_ci(pred.best_ratio, pred.best_ratio_ci, '.3g')}, "
-        f"best accuracy {_ci(pred.best_accuracy, pred.best_accuracy_ci, '.4f')}"
+        f"prediction at {predict}: best S/C {_ci(pred.best_ratio, pred.best_ratio_pi, '.3g')} "
+        f"({level} {pi}; bootstrap {pred.best_ratio_ci[0]:.3g} to {pred.best_ratio_ci[1]:.3g}), "
+        f"best accuracy {_ci(pred.best_accuracy, pred.best_accuracy_pi, '.4f')} ({pi}; "
+        f"bootstrap {pred.best_accuracy_ci[0]:.4f} to {pred.best_accuracy_ci[1]:.4f})"
     )
     obs = pred.observed
     if obs is None:
@@ -60,16 +68,17 @@ def _lines(result: Scaling, metric: str, predict: str | None) -> list[str]:
         inside = {True: "inside", False: "outside", None: "n/a"}
         out.append(
             f"check against {obs.study!r}: observed best S/C {obs.best_ratio:.3g} "
-            f"(error x{2 ** (pred.ratio_error_log2 or 0.0):.3g}, {inside[pred.ratio_in_ci]} the "
-            f"interval), best accuracy {obs.best_accuracy:.4f} (error "
-            f"{pred.accuracy_error or 0.0:+.4f}, {inside[pred.accuracy_in_ci]} the interval)"
+            f"(error x{2 ** (pred.ratio_error_log2 or 0.0):.3g}, {inside[pred.ratio_in_pi]} the "
+            f"{pi}), best accuracy {obs.best_accuracy:.4f} (error "
+            f"{pred.accuracy_error or 0.0:+.4f}, {inside[pred.accuracy_in_pi]} the {pi})"
         )
     return out
 
 
 def scaling(
     studies: Annotated[
-        list[str], typer.Argument(help="Two or more studies of one space at different budgets.")
+        list[str],
+        typer.Argument(help="Studies of one space at three budgets or more (+ the held-out one)."),
     ],
     storage: Annotated[str, typer.Option(help="Optuna storage of the studies.")] = DEFAULT_STORAGE,
     predict: Annotated[
@@ -84,13 +93,14 @@ def scaling(
 ) -> None:
     """Fit how the best S/C and the best accuracy move with the budget, and predict.
 
-    Each study is one width sweep at one budget (nas-width search --study digits-sweep
-    --budget flops=500k, ...). A study at the --predict budget is held out of the fit
-    and the prediction's error against it is printed.
+    Each study is one width sweep at one budget (nas-width search --study mnist1d-sweep
+    --budget mixing_flops=100k, ...); three budgets or more are fitted. A study at the
+    --predict budget is held out of the fit and checked against the prediction interval.
+    Accuracy is each study's primary metric (held-out test accuracy for the shipped sweeps).
 
     Examples:
 
-      nas-width scaling --storage sqlite:///s.db d-flops-500k d-flops-1M --predict flops=2M
+      nas-width scaling --storage sqlite:///s.db A B C D --predict mixing_flops=800k
 
       nas-width scaling --storage sqlite:///s.db A B C --mixing mixer --json
     """
@@ -105,6 +115,8 @@ def scaling(
     if mixing is not None and mixing not in MIXING_KINDS:
         raise NasWidthError(f"--mixing {mixing!r} is not one of {', '.join(MIXING_KINDS)}")
     metrics: dict[str, str] = {}
+    accuracy: dict[str, str] = {}
+    notes: list[str] = []
     data: dict[str, tuple[float, Any]] = {}
     for name in dict.fromkeys(studies):
         study = load_study(storage, name)
@@ -112,10 +124,19 @@ def scaling(
         if "budget_metric" not in attrs or "budget_value" not in attrs:
             raise NasWidthError(f"study {name!r} records no budget: is it a nas-width study?")
         metrics[name] = str(attrs["budget_metric"])
-        data[name] = (float(attrs["budget_value"]), records_from_study(study))
-    if len(set(metrics.values())) > 1:
-        listed = ", ".join(f"{n}: {m}" for n, m in metrics.items())
-        raise NasWidthError(f"the studies hold different budget metrics ({listed})")
+        accuracy[name] = str(
+            (attrs.get("primary_test") or {}).get("primary_metric", "val_accuracy")
+        )
+        records = [r.with_metric(accuracy[name]) for r in records_from_study(study)]
+        data[name] = (float(attrs["budget_value"]), records)
+        shapes = (attrs.get("feasible") or {}).get("shapes")
+        done = sum(r.state == "COMPLETE" for r in records)
+        if isinstance(shapes, int) and done < shapes:
+            notes.append(f"note: study {name!r} finished {done} of its {shapes} shapes")
+    for label, found in (("budget metrics", metrics), ("primary metrics", accuracy)):
+        if len(set(found.values())) > 1:
+            listed = ", ".join(f"{n}: {m}" for n, m in found.items())
+            raise NasWidthError(f"the studies hold different {label} ({listed})")
     metric = next(iter(metrics.values()))
     at = None
     if predict is not None:
@@ -133,5 +154,5 @@ def scaling(
         payload = {"storage": storage, "metric": metric, **dataclasses.asdict(result)}
         typer.echo(json.dumps(payload, indent=2))
         return
-    for line in _lines(result, metric, predict):
+    for line in [*_lines(result, metric, predict, next(iter(accuracy.values()))), *notes]:
         typer.echo(line)
