@@ -75,9 +75,11 @@ def build_study(
     complete: bool = True,
     pareto: bool = False,
     budget: tuple[str, str, int] = ("params=50k", "params", 50_000),
+    tuned: bool = False,
 ) -> str:
     """A stored study like a finished nas-width search: 20 COMPLETE trials (5 shapes x 2
-    kinds x 2 seeds, accuracy rising with log m), then one PRUNED and one FAIL trial."""
+    kinds x 2 seeds, accuracy rising with log m), then one PRUNED and one FAIL trial. With
+    ``tuned``, a tuned sweep's: test_accuracy is its primary metric, and it falls with m."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = f"sqlite:///{path}"
     directions = ["maximize", "minimize"] if pareto else ["maximize"]
@@ -90,6 +92,15 @@ def build_study(
     study.set_user_attr("dataset", {"name": "digits", "options": {}})
     study.set_user_attr("pareto", pareto)
     study.set_user_attr("nas_width_version", nas_width.__version__)
+    if tuned:
+        study.set_user_attr(
+            "primary_test",
+            {
+                "primary_kind": "mixer",
+                "primary_statistic": "spearman",
+                "primary_metric": "test_accuracy",
+            },
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(["val_accuracy", "flops"] if pareto else ["val_accuracy"])
@@ -102,6 +113,8 @@ def build_study(
                     acc = 0.30 + 0.08 * math.log(a["m"]) + float(rng.normal(0, 0.004))
                     acc += 0.01 if kind == "mixer" else 0.0
                     values = [acc, float(a["flops"])] if pareto else [acc]
+                    if tuned:
+                        a = {**a, "test_accuracy": 1.2 - acc, "test_samples": 359, "lr": 0.003}
                     study.add_trial(
                         create_trial(values=values, params={"shape": key(kind, S)},
                                      distributions=DIST, user_attrs=a)
@@ -141,6 +154,24 @@ def system_attrs(url: str, name: str = NAME) -> dict[str, Any]:
 
 
 @pytest.mark.smoke
+def test_a_test_accuracy_study_is_reported_on_its_held_out_split(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A study whose primary metric is test_accuracy (a tuned sweep): the verdict, the kinds,
+    the figures and the dashboard note read the held-out accuracy (here falling with m while
+    validation rises), with its sample count and the learning rates the shapes chose."""
+    url = build_study(tmp_path / "t.db", tuned=True)
+    out_html = tmp_path / "r.html"
+    code, out, err = invoke(capsys, "report", "--storage", url, "-o", out_html)
+    assert (code, err) == (0, ""), err
+    assert "verdict: contradicted" in out
+    assert "spearman correlation of m with test_accuracy, mixer" in out
+    assert re.search(r"Mixer test accuracy +mean 0\.\d{4}", out), out
+    assert re.search(r"test samples per trial +359 ", out), out
+    assert re.search(r"learning rate \(trials\) +0\.003 \(20\)", out), out
+    assert "held-out test accuracy" in out_html.read_text()  # the figures' axis
+
+
 def test_report_prints_the_verdict_and_writes_a_self_contained_html(
     capsys: pytest.CaptureFixture[str], db: Path, tmp_path: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,7 +35,10 @@ def _per_kind(
     from nas_width.analysis import analyze
 
     kinds = [s.kind for s in analysis.kinds.summaries]
-    return {k: analyze(records, seed=seed, m_star=m_star, mixing=k) for k in kinds}
+    plan = analysis.primary
+    return {
+        k: analyze(records, seed=seed, m_star=m_star, primary=replace(plan, kind=k)) for k in kinds
+    }
 
 
 def report(
@@ -101,12 +105,16 @@ def report(
     if not any(r.state == "COMPLETE" for r in records):
         raise NasWidthError(f"study {name!r} has no finished trial to analyze")
     m_star = study_m_star(study)
-    pooled = analyze(records, seed=seed, m_star=m_star)  # every kind: the figures
+    primary = study_primary(study, records)
+    # Every number, figure and kind reads the primary metric (held-out test accuracy in the
+    # shipped sweeps), never the validation accuracy that chose each shape's recipe.
+    everything = replace(primary, kind="all")
+    pooled = analyze(records, seed=seed, m_star=m_star, primary=everything)  # the figures
     if pooled.counts.used == 0:
         raise NasWidthError(
             f"study {name!r} has no finished trial with a shape and an accuracy to analyze"
         )
-    primary = study_primary(study, records)
+    records = [r.with_metric(primary.metric) for r in records]
     analysis = (  # the verdict is the primary test's
         pooled if primary.kind == "all"
         else analyze(records, seed=seed, m_star=m_star, primary=primary)

@@ -305,7 +305,9 @@ def build_figures(
     analysis: Analysis, records: Sequence[TrialRecord], info: StudyInfo
 ) -> dict[str, go.Figure]:
     """Every figure of the report by id (:data:`FIGURE_IDS`); the Pareto front only where the
-    study has one (two objectives, or FLOPs that vary among the used trials)."""
+    study has one (two objectives, or FLOPs that vary among the used trials). Accuracy is the
+    analysis's metric (``records`` read through it); the Pareto front plots the stored
+    objective, validation accuracy."""
     figures = {
         FIGURE_IDS[0]: accuracy_vs_m(analysis, records),
         FIGURE_IDS[1]: accuracy_vs_ratio(analysis, records),
@@ -314,6 +316,9 @@ def build_figures(
     if info.front:
         figures[FIGURE_IDS[3]] = pareto_front(used_records(analysis, records), info.front)
     figures[FIGURE_IDS[4]] = optimization_history(analysis, records)
+    if analysis.primary.metric == "test_accuracy":  # records carry the held-out accuracy
+        for key in (FIGURE_IDS[0], FIGURE_IDS[1], FIGURE_IDS[2], FIGURE_IDS[4]):
+            figures[key].update_layout(yaxis_title="held-out test accuracy")
     return figures
 
 
