@@ -150,6 +150,17 @@ def test_quick_trial_benchmark_compares_fit_with_a_dataloader_loop(tmp_path: Pat
         assert len(row["train_seconds"]) == 1  # 2 epochs, the first is warm-up
 
 
+def test_quick_tuning_benchmark_times_a_tuned_shape_against_one_rate(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "tuning.json"
+    _run_quick("bench_tuning.py", out)
+    result = json.loads(out.read_text())
+    assert result["rungs"] == [1, 3]
+    assert result["theory"] == pytest.approx(5 / 3)  # 3 rates to epoch 1, the winner to 3
+    assert result["tuned_s"] > result["single_s"] > 0
+
+
 @pytest.mark.slow
 def test_quick_gpu_benchmark_runs_on_the_cpu(tmp_path: Path) -> None:
     """The GPU benchmark's logic (MFU rows, packed processes) at tiny sizes, without CUDA."""
