@@ -24,9 +24,11 @@ INPUTS = {  # data set -> (input shape, classes), without loading the data
 }
 # The budgets each shipped study is run at (its own, else those its comments and README give).
 BUDGETS = [
-    ("digits", "50k"), ("digits-sweep", "flops=500k"), ("digits-sweep", "flops=1M"),
-    ("mnist1d", "50k"), ("mnist1d-sweep", "flops=250k"), ("mnist1d-sweep", "flops=500k"),
-    ("mnist1d-sweep", "flops=1M"), ("cifar10", "flops=20M"), ("cifar100", "flops=20M"),
+    ("digits", "50k"), ("digits-sweep", "mixing_flops=200k"), ("digits-sweep", "flops=1M"),
+    ("mnist1d", "50k"), ("mnist1d-sweep", "mixing_flops=100k"),
+    ("mnist1d-sweep", "mixing_flops=200k"), ("mnist1d-sweep", "mixing_flops=400k"),
+    ("mnist1d-sweep", "mixing_flops=800k"), ("mnist1d-sweep", "mixing_params=20k"),
+    ("mnist1d-sweep", "flops=250k"), ("cifar10", "flops=20M"), ("cifar100", "flops=20M"),
     ("cifar10-widen", None), ("cifar100-widen", None), ("imagenet-bw", None),
 ]  # fmt: skip
 OVER_AT_ONE = "even C = 1 is over the budget"
@@ -62,13 +64,17 @@ def test_every_candidate_is_in_the_sweep_or_listed_with_its_reason(
         assert left.tokens not in reachable or COARSE in left.reason
 
 
-@pytest.mark.parametrize(("study", "budget"), [("mnist1d-sweep", "flops=250k"),
-                                               ("digits-sweep", "flops=500k")])  # fmt: skip
+@pytest.mark.parametrize(("study", "budget"), [
+    ("mnist1d-sweep", "mixing_flops=100k"), ("mnist1d-sweep", "mixing_flops=200k"),
+    ("mnist1d-sweep", "mixing_flops=400k"), ("mnist1d-sweep", "mixing_flops=800k"),
+    ("mnist1d-sweep", "mixing_params=20k"), ("digits-sweep", "mixing_flops=200k"),
+])  # fmt: skip
 def test_the_sweeps_reach_both_sides_of_s_equals_c_within_precision(
     study: str, budget: str
 ) -> None:
-    """The shapes that integer steps of C used to drop (S = 20 on MNIST-1D, S = 64 on digits)
-    are in, and S/C spans 1."""
+    """At the budgets EXPERIMENTS.md runs, every S of the patch grid is in (the shapes that
+    integer steps of C used to drop, S = 20 and 40 on MNIST-1D, S = 64 on digits, included)
+    and S/C spans 1."""
     shapes, _ = solved(study, budget)
     ratios = [c.tokens / c.channels for c in shapes.feasible.values()]
     assert min(ratios) < 1 < max(ratios)
