@@ -292,8 +292,11 @@ def test_tuned_search_keeps_each_shapes_best_learning_rate_on_validation(tmp_pat
     validation goes on; the trial stores the winner's epochs, rate and held-out test metrics."""
     path = write_study(tmp_path, trials=2)
     path.write_text(path.read_text() + "[tune]\nlr = [0.001, 0.01, 0.1]\n")
-    outcome = search(path)
+    lines: list[str] = []
+    outcome = run_search(prepare(load_study(path), "5k"), resume=False, echo=lines.append)
     study = stored(path)
+    kept = {f"lr={t.user_attrs['lr']:g}" for t in study.trials}
+    assert {w for line in lines for w in line.split() if w.startswith("lr=")} == kept
     assert outcome.states["COMPLETE"] == 2
     assert study.user_attrs["tune"] == {"lr": [0.001, 0.01, 0.1], "eta": 3}
     for t in study.trials:

@@ -15,7 +15,8 @@ __all__ = ["TrialPrinter"]
 
 
 class TrialPrinter(Callback):
-    """Prints ``[n/N] shape C=.. val_accuracy=.. (epochs, seconds)`` as trials end."""
+    """Prints ``[n/N] shape val_accuracy=.. [lr=.. when tuned] (epochs) [seconds]`` as trials
+    end (the held-out test accuracy is left to the report)."""
 
     def __init__(
         self, echo: Callable[[str], None], target: int, study: optuna.Study, epochs: int
@@ -34,6 +35,8 @@ class TrialPrinter(Callback):
         shape = trial.config.get("shape", "?")
         acc = result.get("val_accuracy")
         accuracy = f"val_accuracy={acc:.4f}" if isinstance(acc, float) and acc == acc else ""
+        if result.get("tuning"):  # the rate the shape kept on validation
+            accuracy += f" lr={result['lr']:g}"
         epochs = result.get("epoch", 0)
         elapsed = time.perf_counter() - self._start
         words = [f"[{self._done}/{self._target}]", f"{status:<8}", shape, accuracy,
