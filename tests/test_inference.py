@@ -201,6 +201,26 @@ def test_a_test_accuracy_primary_reads_the_held_out_split_never_validation() -> 
     }
 
 
+def test_the_report_says_whether_accuracy_follows_width_or_stored_parameters() -> None:
+    """At a connections budget the Mixer's stored weights fall as m rises: rho for the
+    parameters is then the mirror of rho for m; without every shape's count there is none."""
+    from dataclasses import replace
+
+    from nas_width.report.text import key_numbers
+
+    records = [replace(r, params=10**7 // r.m) for r in make_records(rising)]
+    a = analyze(records, n_boot=200, n_perm=200, primary=PrimaryTest(kind="mixer"))
+    assert a.params_correlation is not None
+    assert a.correlation is not None
+    assert a.params_correlation.estimate == pytest.approx(-a.correlation.spearman.estimate)
+    assert a.params_correlation.ci_low <= a.params_correlation.estimate
+    row = dict(key_numbers(a))["Spearman rho (stored parameters, accuracy)"]
+    assert row.startswith(f"{a.params_correlation.estimate:+.3f}")
+    assert "not in the test family" in row
+    missing = [replace(records[0], params=None), *records[1:]]
+    assert analyze(missing, n_boot=50, n_perm=50).params_correlation is None
+
+
 def test_shapes_still_learning_at_the_end_are_flagged() -> None:
     from nas_width.analysis.convergence import loss_drop
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,16 @@ import numpy as np
 from nas_width.analysis._resample import streams
 from nas_width.analysis.convergence import Unconverged, unconverged
 from nas_width.analysis.correlation import Correlation, shape_correlation
-from nas_width.analysis.inference import FamilyResult, PrimaryTest, run_family, shape_means
+from nas_width.analysis.inference import (
+    FamilyResult,
+    PrimaryTest,
+    RankStat,
+    ShapeMean,
+    run_family,
+    shape_means,
+    shape_rank_test,
+    unit_key,
+)
 from nas_width.analysis.kinds import Kinds, compare_kinds
 from nas_width.analysis.records import TrialRecord
 from nas_width.analysis.trend import Trend, fit_trend
@@ -81,6 +90,10 @@ class Analysis:
         n_shapes: the used shapes (the unit of replication).
         train_accuracy_range: (min, max) last-epoch training accuracy of the used trials that
             recorded it (None when none did).
+        params_correlation: Spearman's rho of the shapes' stored parameters (fvcore, the whole
+            model) with their mean accuracy, by shape like the tests (None when a shape lacks
+            the count or fewer than three shapes or one count): descriptive, outside the test
+            family. Beside rho for m it says whether a trend follows width or capacity.
         lr_counts: (learning rate, used trials) for each rate the used trials trained with,
             smallest first: with a tuned recipe, which rates the shapes chose on validation.
         val_samples: samples per trial of the split the metric is measured on (validation,
@@ -106,6 +119,7 @@ class Analysis:
     n_shapes: int = 0
     train_accuracy_range: tuple[float, float] | None = None
     lr_counts: tuple[tuple[float, int], ...] = ()
+    params_correlation: RankStat | None = None
 
     def binomial_se(self, accuracy: float, replicates: int = 1) -> float | None:
         """The evaluation's binomial standard error of ``accuracy`` measured on ``replicates``
@@ -134,6 +148,20 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     return value
+
+
+def _capacity(
+    used: Sequence[TrialRecord], units: Sequence[ShapeMean], **kw: Any
+) -> RankStat | None:
+    """Spearman of stored parameters with the shape means (see ``params_correlation``)."""
+    if len(units) < 3 or any(r.params is None for r in used):
+        return None
+    params = {unit_key(r): r.params for r in used}
+    counted = [replace(u, m=int(params[u.key] or 0)) for u in units]  # x: parameters, not m
+    if len({u.m for u in counted}) < 2:
+        return None
+    seed = kw.pop("seed")
+    return shape_rank_test(counted, "spearman", seed=seed * 2 + 7, **kw)
 
 
 def _common_size(sizes: set[int | None]) -> int | None:
@@ -233,6 +261,8 @@ def analyze(
     correlation = None
     if len(units) >= 3 and len({u.m for u in units}) >= 2:
         correlation = shape_correlation(units, n_perm=n_perm, n_boot=n_boot, seed=seed, level=level)
+    params_correlation = _capacity(used, units, n_perm=n_perm, n_boot=n_boot, seed=seed,
+                                   level=level)  # fmt: skip
     trend = None
     if used:
         trend = fit_trend(S, C, acc, n_boot=n_boot, rng=rng_trend, m_star=m_star, level=level)
@@ -273,6 +303,7 @@ def analyze(
         unconverged=tuple(unconverged(used)),
         n_shapes=len(units),
         train_accuracy_range=(min(train), max(train)) if train else None,
+        params_correlation=params_correlation,
         lr_counts=tuple(sorted(Counter(r.lr for r in used if r.lr is not None).items())),
         tests=tuple(
             run_family(

@@ -94,6 +94,14 @@ def key_numbers(analysis: Analysis) -> list[Row]:
     else:
         rows.append(("Spearman rho (m, accuracy)", _rank(a.correlation.spearman, level)))
         rows.append(("Kendall tau (m, accuracy)", _rank(a.correlation.kendall, level)))
+    if a.params_correlation is not None:
+        pc = a.params_correlation
+        rows.append((
+            "Spearman rho (stored parameters, accuracy)",
+            f"{_num(pc.estimate, '+.3f')} ({pct} hierarchical bootstrap interval "
+            f"{_num(pc.ci_low, '+.3f')} to {_num(pc.ci_high, '+.3f')}; by shape; descriptive, "
+            "not in the test family): width or capacity",
+        ))  # fmt: skip
     trend = a.trend
     if trend is not None and trend.isotonic is not None:
         iso = trend.isotonic
