@@ -229,6 +229,22 @@ def test_kinds_paired_difference_recovers_the_offset() -> None:
     assert summary["mixer"].mean - summary["rp"].mean == pytest.approx(0.05, abs=0.005)
 
 
+def test_kind_summaries_count_shapes_not_seeds_when_keys_carry_the_seed() -> None:
+    """Sweep keys end in -s<seed>; a kind's shapes and best shape are by shape (seeds
+    merged), never one lucky seed."""
+    from dataclasses import replace
+
+    records = [replace(r, shape=f"{r.shape}-s{r.seed}") for r in make_records(rising)]
+    lucky = max(range(len(records)), key=lambda i: records[i].m)
+    records[lucky] = replace(records[lucky], accuracy=1.5)
+    (summary,) = analyze(records, **FAST).kinds.summaries
+    assert summary.n_shapes == len(TOKENS)
+    widest = [r.accuracy or 0 for r in records if r.m == records[lucky].m]
+    assert summary.best_shape_mean == pytest.approx(float(np.mean(widest)))
+    assert summary.best_shape_n == 3
+    assert summary.best_shape_mean < 1.5
+
+
 def test_kinds_unmatched_use_the_unpaired_difference() -> None:
     mixer = make_records(lambda S, C: 0.80, noise=0.01, rng_seed=1)
     sw = make_records(lambda S, C: 0.75, noise=0.01, kind="sw-mlp", seeds=(7, 8, 9), rng_seed=2)

@@ -93,6 +93,7 @@ def build_study(
     study.set_user_attr("pareto", pareto)
     study.set_user_attr("nas_width_version", nas_width.__version__)
     if tuned:
+        study.set_user_attr("tune", {"lr": [0.001, 0.003], "eta": 3})
         study.set_user_attr(
             "primary_test",
             {
@@ -168,7 +169,11 @@ def test_a_test_accuracy_study_is_reported_on_its_held_out_split(
     assert "spearman correlation of m with test_accuracy, mixer" in out
     assert re.search(r"Mixer test accuracy +mean 0\.\d{4}", out), out
     assert re.search(r"test samples per trial +359 ", out), out
-    assert re.search(r"learning rate \(trials\) +0\.003 \(20\)", out), out
+    assert re.search(
+        r"learning rate \(trials\) +0\.003 \(20\); 20 of 20 at the grid's "
+        r"largest rate 0\.003: widen the grid",
+        out,
+    ), out
     assert "held-out test accuracy" in out_html.read_text()  # the figures' axis
 
 

@@ -203,6 +203,7 @@ def analyze(
     m_star: float | None = None,
     mixing: str | None = None,
     primary: PrimaryTest | None = None,
+    lr_grid: Sequence[float] = (),
 ) -> Analysis:
     """Test "accuracy rises with effective width m = S*C at a fixed budget" on ``records``.
 
@@ -227,6 +228,8 @@ def analyze(
             its metric which accuracy every test reads (``test_accuracy``: the held-out
             split at each trial's selected recipe). Default: Spearman of validation accuracy
             over ``mixing`` (or every kind pooled).
+        lr_grid: the learning rates each shape chose from (the study's ``[tune]``), kept in
+            ``settings`` so that the report can flag choices at the grid's edges.
     """
     if primary is not None and mixing is None and primary.kind != "all":
         mixing = primary.kind
@@ -285,7 +288,7 @@ def analyze(
         "n_boot": n_boot, "n_perm": n_perm, "seed": seed, "min_trials": min_trials,
         "min_shapes": min_shapes,
         "min_log_width_spread": min_log_width_spread, "alpha": alpha, "level": level,
-        "m_star": m_star, "mixing": mixing,
+        "m_star": m_star, "mixing": mixing, "lr_grid": [float(v) for v in lr_grid],
     }  # fmt: skip
     return Analysis(
         counts=counts,

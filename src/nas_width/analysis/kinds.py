@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from nas_width.analysis._resample import Array, percentile_ci
+from nas_width.analysis.inference import unit_key
 from nas_width.analysis.records import TrialRecord
 from nas_width.config import MIXING_KINDS
 
@@ -33,8 +34,9 @@ class KindSummary:
 
     Attributes:
         std: sample standard deviation (ddof=1; NaN for one trial).
-        n_shapes, n_seeds: distinct shapes and seeds among the trials.
-        best_shape: the shape with the highest mean accuracy over its seeds, and that mean,
+        n_shapes, n_seeds: distinct shapes (the unit of replication: seeds and patch grids of
+            one S and C merged, :func:`~nas_width.analysis.inference.unit_key`) and seeds.
+        best_shape: the shape with the highest mean accuracy over its replicates, and that mean,
             the standard deviation over its seeds (NaN for one seed) and its number of trials.
     """
 
@@ -91,7 +93,7 @@ def _summary(kind: str, records: Sequence[TrialRecord]) -> KindSummary:
     acc = np.array([r.accuracy for r in records], dtype=np.float64)
     by_shape: dict[str, list[float]] = defaultdict(list)
     for r in records:
-        by_shape[r.shape or f"S{r.S}-C{r.C}"].append(float(r.accuracy or 0.0))
+        by_shape[unit_key(r)].append(float(r.accuracy or 0.0))
     best = max(sorted(by_shape), key=lambda k: float(np.mean(by_shape[k])))
     best_acc = np.array(by_shape[best])
     return KindSummary(

@@ -109,7 +109,8 @@ def report(
     # Every number, figure and kind reads the primary metric (held-out test accuracy in the
     # shipped sweeps), never the validation accuracy that chose each shape's recipe.
     everything = replace(primary, kind="all")
-    pooled = analyze(records, seed=seed, m_star=m_star, primary=everything)  # the figures
+    grid = tuple((study.user_attrs.get("tune") or {}).get("lr") or ())
+    pooled = analyze(records, seed=seed, m_star=m_star, primary=everything, lr_grid=grid)
     if pooled.counts.used == 0:
         raise NasWidthError(
             f"study {name!r} has no finished trial with a shape and an accuracy to analyze"
@@ -117,7 +118,7 @@ def report(
     records = [r.with_metric(primary.metric) for r in records]
     analysis = (  # the verdict is the primary test's
         pooled if primary.kind == "all"
-        else analyze(records, seed=seed, m_star=m_star, primary=primary)
+        else analyze(records, seed=seed, m_star=m_star, primary=primary, lr_grid=grid)
     )  # fmt: skip
     by_kind = _per_kind(records, seed, m_star, pooled) if per_kind else None
     info = study_info(study, storage, pooled, records)

@@ -74,6 +74,22 @@ def _training_rows(a: Analysis) -> list[Row]:
     return rows
 
 
+def _grid_edges(a: Analysis) -> str:
+    """A warning when most trials kept a rate at an end of the tuned grid: the best rate may
+    lie beyond it (the artifact to rule out before reading a trend)."""
+    grid = sorted(a.settings.get("lr_grid") or [])
+    if len(grid) < 2:
+        return ""
+    counts = dict(a.lr_counts)
+    total = sum(counts.values())
+    notes = [
+        f"{counts[edge]} of {total} at the grid's {word} rate {edge:g}"
+        for edge, word in ((grid[0], "smallest"), (grid[-1], "largest"))
+        if 2 * counts.get(edge, 0) > total
+    ]
+    return f"; {', '.join(notes)}: widen the grid" if notes else ""
+
+
 def key_numbers(analysis: Analysis) -> list[Row]:
     """(label, value) rows: trials, width range, correlations, trends, theory, kinds."""
     a = analysis
@@ -133,7 +149,7 @@ def key_numbers(analysis: Analysis) -> list[Row]:
     split = "test" if a.primary.metric == "test_accuracy" else "validation"
     if a.lr_counts:
         chosen = ", ".join(f"{lr:g} ({n})" for lr, n in a.lr_counts)
-        rows.append(("learning rate (trials)", chosen))
+        rows.append(("learning rate (trials)", chosen + _grid_edges(a)))
     if a.val_samples is not None and a.kinds.summaries:
         best = max(s.best_shape_mean for s in a.kinds.summaries)
         se = a.binomial_se(best)
