@@ -349,7 +349,12 @@ CHECKPOINT = [
         id="weights-of-another-depth",
     ),
     pytest.param("latin1", "config.json", "cannot read", id="config-not-utf8"),
-    pytest.param("deep", "config.json", "corrupt JSON: nested too deeply", id="config-too-deep"),
+    pytest.param(
+        "deep",
+        "config.json",
+        "malformed JSON: arrays or objects nested too deeply",
+        id="config-too-deep",
+    ),
     pytest.param("version", "config.json", "unsupported format_version 2", id="config-version"),
 ]
 

@@ -8,6 +8,7 @@ input runs in-process: it must be refused before Ray starts and before any stora
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -186,6 +187,17 @@ def test_export_then_train_subprocesses_reproduce_the_test_accuracy(
     loss, accuracy = evaluate(model, data.x_test, data.y_test)
     assert accuracy == metrics["test_accuracy"]
     assert loss == pytest.approx(metrics["test_loss"], rel=1e-6)
+
+    # Every file the CLI writes is readable as a normal file is (0666 less the umask).
+    report = tmp_path / "report.html"
+    done = cli(tmp_path, "report", "--storage", searched.storage, "-o", report, "--no-save")
+    assert done.returncode == 0, done.stderr
+    mask = os.umask(0)
+    os.umask(mask)
+    written = [best, report, *out_dir.iterdir()]
+    assert {p.name: p.stat().st_mode & 0o777 for p in written} == {
+        p.name: 0o666 & ~mask for p in written
+    }
 
 
 def test_search_json_is_the_only_output_and_has_states_and_best(tmp_path: Path) -> None:

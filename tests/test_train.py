@@ -371,8 +371,8 @@ def test_load_errors_are_one_line_naming_the_path(tmp_path: Path) -> None:
     config_file = out / "config.json"
     good = config_file.read_text()
 
-    config_file.write_text(good[: len(good) // 2])  # truncated: corrupt JSON
-    with pytest.raises(CheckpointError, match="corrupt JSON") as err:
+    config_file.write_text(good[: len(good) // 2])  # truncated: malformed JSON
+    with pytest.raises(CheckpointError, match="malformed JSON at line") as err:
         load_trained(out)
     one_line_naming(err, config_file)
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from nas_width.errors import ConfigError
-from nas_width.tomlfile import key_names, loads_json, read_text
+from nas_width.fileio import loads_json
+from nas_width.tomlfile import key_names, read_text
 
 __all__ = ["MIXING_KINDS", "MixerConfig", "MixingKind"]
 

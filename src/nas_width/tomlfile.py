@@ -7,7 +7,6 @@ bytes of a file, the readers raise :class:`~nas_width.errors.ConfigError` or ret
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -16,7 +15,7 @@ from typing import Any
 
 from nas_width.errors import ConfigError
 
-__all__ = ["check_keys", "expect", "key_names", "loads_json", "read_text", "read_toml"]
+__all__ = ["check_keys", "expect", "key_names", "read_text", "read_toml"]
 
 _WHERE = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)$")
 
@@ -59,18 +58,6 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: malformed TOML: {' '.join(str(err).split())}") from None
     except RecursionError:
         raise ConfigError(f"{path}: malformed TOML: arrays or tables nested too deeply") from None
-
-
-def loads_json(text: str) -> Any:
-    """Parse JSON text; a syntax error names its line (callers prefix the file's path)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"malformed JSON at line {err.lineno}: {err.msg}") from None
-    except ValueError as err:  # an integer of more digits than Python converts
-        raise ConfigError(f"malformed JSON: {' '.join(str(err).split())}") from None
-    except RecursionError:
-        raise ConfigError("malformed JSON: arrays or objects nested too deeply") from None
 
 
 def expect(

@@ -42,6 +42,7 @@ from nas_width.analysis.kinds import Kinds, compare_kinds
 from nas_width.analysis.records import TrialRecord
 from nas_width.analysis.trend import Trend, fit_trend
 from nas_width.analysis.verdict import Verdict, decide
+from nas_width.fileio import plain_json
 
 __all__ = ["Analysis", "Counts", "Excluded", "analyze"]
 
@@ -131,23 +132,9 @@ class Analysis:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain data: dicts, lists, str, int, float, bool, None (NaN -> None)."""
-        plain = _plain(dataclasses.asdict(self))
+        plain = plain_json(dataclasses.asdict(self))
         assert isinstance(plain, dict)
         return plain
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 def _capacity(

@@ -55,7 +55,8 @@ def _check_size(config: MixerConfig) -> None:
 def _read_config(path: Path) -> MixerConfig:
     """A MixerConfig JSON file, or the config inside a ``nas-width export`` file."""
     from nas_width.cli.train import read_export
-    from nas_width.tomlfile import loads_json, read_text
+    from nas_width.fileio import loads_json
+    from nas_width.tomlfile import read_text
 
     try:
         payload = loads_json(read_text(path))

@@ -43,7 +43,8 @@ def export(
 
       nas-width export --study-name digits-params-50k --trial 7 -o trial7.json
     """
-    from nas_width.search.export import export_trial, write_json_atomic
+    from nas_width.fileio import write_json_atomic
+    from nas_width.search.export import export_trial
 
     if str(output) != "-":
         _check_output(output)
@@ -51,6 +52,7 @@ def export(
     if str(output) == "-":
         typer.echo(json.dumps(payload, indent=2))
         return
+    output.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output, payload)
     p = payload["provenance"]
     typer.echo(

@@ -11,8 +11,9 @@ import typer
 
 from nas_width.config import MixerConfig
 from nas_width.errors import ConfigError, NasWidthError
+from nas_width.fileio import loads_json
 from nas_width.search.study import DatasetSpec
-from nas_width.tomlfile import check_keys, loads_json, read_text
+from nas_width.tomlfile import check_keys, read_text
 from nas_width.train.recipe import Recipe
 
 __all__ = ["Exported", "read_export", "train"]

@@ -8,14 +8,12 @@ figure ids, and no timestamp is written, so the same study and seed give the sam
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import nas_width
 from nas_width.analysis import Analysis
+from nas_width.fileio import write_text_atomic
 from nas_width.report.data import StudyInfo
 from nas_width.report.text import key_numbers, kind_label, primary_line, test_rows
 
@@ -126,17 +124,3 @@ def render_html(
         f"<title>nas-width report: {_e(info.name)}</title>\n<style>{_STYLE}</style>\n"
         f"</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory, so a reader
-    never sees half a report and a failed write leaves the old file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the report from other readers
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

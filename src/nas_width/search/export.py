@@ -7,14 +7,11 @@ provenance (storage, study, trial number, accuracy, nas-width version), so that
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from nas_width.config import MixerConfig
 from nas_width.errors import ConfigError, NasWidthError
+from nas_width.fileio import write_json_atomic
 from nas_width.search.storage import load_study
 
 __all__ = ["export_trial", "write_json_atomic"]
@@ -23,20 +20,6 @@ MEASURED = (
     "params", "flops", "mixing_params", "mixing_flops", "connections",
     "S", "C", "m", "density_token", "density_channel",
 )  # fmt: skip
-
-
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON so that an interrupted write never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def export_trial(storage: str, study_name: str | None, trial: int | None = None) -> dict[str, Any]:

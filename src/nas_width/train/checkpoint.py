@@ -17,10 +17,6 @@ same permutations and masks from ``config.seed``) and loads the weights strictly
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +27,7 @@ from torch import nn
 
 from nas_width.config import MixerConfig
 from nas_width.errors import NasWidthError
+from nas_width.fileio import dumps_json, read_json, write_bytes_atomic
 from nas_width.models import build_model
 from nas_width.train.loop import FitResult
 from nas_width.train.recipe import Recipe
@@ -57,37 +54,11 @@ class CheckpointError(NasWidthError):
     """A saved model cannot be written or read; the message names the path and the problem."""
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary sibling file and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _plain(value: Any) -> Any:
-    """Strict-JSON form: non-finite floats -> None, tuples -> lists, keys -> str."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _json_bytes(path: Path, what: str, value: Any) -> bytes:
     try:
-        text = json.dumps(_plain(value), indent=2, sort_keys=False, allow_nan=False)
-    except (TypeError, ValueError) as err:
+        return dumps_json(value).encode()
+    except TypeError as err:
         raise CheckpointError(f"{path}: {what} are not JSON-serializable: {err}") from None
-    return (text + "\n").encode()
 
 
 def save_trained(
@@ -136,36 +107,19 @@ def save_trained(
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write(directory / WEIGHTS_FILE, safetensors.torch.save(tensors))
-        _atomic_write(directory / METRICS_FILE, metrics_bytes)
-        _atomic_write(directory / CONFIG_FILE, config_bytes)
+        write_bytes_atomic(directory / WEIGHTS_FILE, safetensors.torch.save(tensors))
+        write_bytes_atomic(directory / METRICS_FILE, metrics_bytes)
+        write_bytes_atomic(directory / CONFIG_FILE, config_bytes)
     except OSError as err:
         raise CheckpointError(f"{directory}: cannot write checkpoint: {err.strerror}") from None
     return directory
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing (not a nas-width checkpoint?)") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: cannot read: {err}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: corrupt JSON at line {err.lineno}: {err.msg}") from None
-    except ValueError as err:  # an integer of more digits than Python converts
-        raise CheckpointError(f"{path}: corrupt JSON: {' '.join(str(err).split())}") from None
-    except RecursionError:
-        raise CheckpointError(f"{path}: corrupt JSON: nested too deeply") from None
 
 
 def _read_manifest(directory: Path) -> tuple[MixerConfig, Recipe]:
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: no such checkpoint directory")
     path = directory / CONFIG_FILE
-    manifest = _read_json(path)
+    manifest = read_json(path, CheckpointError, "not a nas-width checkpoint?")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a nas-width checkpoint config (no format {FORMAT!r})")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -238,7 +192,7 @@ def load_trained(
     """
     directory = Path(directory)
     config, recipe = _read_manifest(directory)
-    metrics = _read_json(directory / METRICS_FILE)
+    metrics = read_json(directory / METRICS_FILE, CheckpointError, "not a nas-width checkpoint?")
     if not isinstance(metrics, dict):
         raise CheckpointError(f"{directory / METRICS_FILE}: expected a JSON object")
     return _load(directory, config, device), config, recipe, metrics

@@ -1,0 +1,125 @@
+"""The one way nas-width writes and reads its files: atomic, durable, readable as a normal file.
+
+Every file the CLI writes (an exported config, a report, a trained model's weights, config and
+metrics) goes through :func:`write_bytes_atomic`: a temporary file in the same directory
+(``.NAME.*.tmp``, so the final rename never crosses a file system), written, flushed and
+fsync'd, given the mode a plain ``open(path, "w")`` would (0666 less the umask: a team on a
+shared cluster reads each other's exports), then renamed over ``path``. A reader sees the old
+file or the new one, never half of one; a failed write leaves the old file and no temporary.
+
+JSON is written strictly (NaN and infinities become ``null``, keys strings) and read through
+one error ladder (:func:`loads_json`, :func:`read_json`) that names the line of a syntax error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from nas_width.errors import ConfigError, NasWidthError
+
+__all__ = [
+    "dumps_json",
+    "loads_json",
+    "plain_json",
+    "read_json",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+
+def _normal_mode() -> int:
+    """0666 less the process's umask: the mode ``open(path, "w")`` gives a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically and durably (see the module docstring).
+
+    Raises:
+        OSError: the directory is missing or not writable, or the disk is full; ``path``
+            is then unchanged and no temporary file is left.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _normal_mode())  # mkstemp's 0600 would hide the file from the group
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """:func:`write_bytes_atomic` of ``text`` in UTF-8."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def plain_json(value: Any) -> Any:
+    """Strict-JSON form: non-finite floats -> None, tuples -> lists, keys -> str, NumPy
+    scalars and arrays -> Python numbers and lists."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()  # a NumPy scalar or array
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_json(v) for v in value]
+    return value
+
+
+def dumps_json(value: Any) -> str:
+    """Indented strict JSON with a final newline.
+
+    Raises:
+        TypeError: ``value`` holds something JSON cannot represent.
+    """
+    try:
+        return json.dumps(plain_json(value), indent=2, allow_nan=False) + "\n"
+    except ValueError as err:  # circular references
+        raise TypeError(str(err)) from None
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """:func:`write_text_atomic` of :func:`dumps_json`."""
+    write_text_atomic(path, dumps_json(value))
+
+
+def loads_json(text: str, error: type[NasWidthError] = ConfigError) -> Any:
+    """Parse JSON text; a syntax error raises ``error`` naming its line (callers prefix the
+    file's path)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise error(f"malformed JSON at line {err.lineno}: {err.msg}") from None
+    except ValueError as err:  # an integer of more digits than Python converts
+        raise error(f"malformed JSON: {' '.join(str(err).split())}") from None
+    except RecursionError:
+        raise error("malformed JSON: arrays or objects nested too deeply") from None
+
+
+def read_json(path: Path, error: type[NasWidthError] = ConfigError, what: str = "file") -> Any:
+    """Read and parse the JSON file ``path``; every failure raises ``error`` with one line that
+    starts with the path (``what`` names the file in the "missing" message)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: missing ({what})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise error(f"{path}: cannot read: {err}") from None
+    try:
+        return loads_json(text, error)
+    except error as err:
+        raise error(f"{path}: {err}") from None

@@ -1,0 +1,55 @@
+"""The one writer: atomic, durable, and readable as a normal file (0666 less the umask)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nas_width.errors import ConfigError
+from nas_width.fileio import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from nas_width.train import CheckpointError
+
+
+@pytest.fixture(params=[0o022, 0o002, 0o077])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def test_files_get_the_mode_a_plain_open_would(tmp_path: Path, umask: int) -> None:
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    written = tmp_path / "written"
+    write_text_atomic(written, "x")
+    assert written.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    write_json_atomic(path, {"a": 1})
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"a": object()})
+    assert read_json(path) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    with pytest.raises(FileNotFoundError):
+        write_bytes_atomic(tmp_path / "missing" / "x", b"")
+
+
+def test_json_is_strict_and_read_errors_are_one_line_naming_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "v.json"
+    write_json_atomic(path, {"nan": math.nan, "t": (1, 2), 3: math.inf})
+    assert path.read_text() == '{\n  "nan": null,\n  "t": [\n    1,\n    2\n  ],\n  "3": null\n}\n'
+    import numpy as np
+
+    write_json_atomic(path, {"x": np.float64(math.nan), "a": np.arange(2), "b": np.bool_(True)})
+    assert read_json(path) == {"x": None, "a": [0, 1], "b": True}
+    path.write_text('{"a": 1,\n')
+    with pytest.raises(ConfigError, match=r"v\.json: malformed JSON at line 2"):
+        read_json(path)
+    with pytest.raises(CheckpointError, match=r"nope\.json: missing \(a checkpoint\)"):
+        read_json(tmp_path / "nope.json", CheckpointError, "a checkpoint")
