@@ -53,3 +53,24 @@ def test_json_is_strict_and_read_errors_are_one_line_naming_the_path(tmp_path: P
         read_json(path)
     with pytest.raises(CheckpointError, match=r"nope\.json: missing \(a checkpoint\)"):
         read_json(tmp_path / "nope.json", CheckpointError, "a checkpoint")
+
+
+def test_an_output_that_cannot_be_written_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One check for every command's output (root may write anywhere, so the permission is
+    stubbed to test the message)."""
+    from nas_width.cli._output import check_output
+    from nas_width.errors import NasWidthError
+
+    (tmp_path / "f").write_text("")
+    check_output(tmp_path / "new" / "deeper" / "r.html")  # created when written
+    with pytest.raises(NasWidthError, match="is a directory; give a file name"):
+        check_output(tmp_path)
+    with pytest.raises(NasWidthError, match="is a file; give a directory"):
+        check_output(tmp_path / "f", directory=True)
+    with pytest.raises(NasWidthError, match=r"'f'|/f' is not a directory"):
+        check_output(tmp_path / "f" / "x.json")
+    monkeypatch.setattr(os, "access", lambda *_: False)
+    with pytest.raises(NasWidthError, match=f"directory '{tmp_path}' is not writable"):
+        check_output(tmp_path / "x.json")

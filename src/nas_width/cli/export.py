@@ -8,21 +8,10 @@ from typing import Annotated
 
 import typer
 
-from nas_width.errors import NasWidthError
+from nas_width.cli._output import check_output
 from nas_width.search.study import DEFAULT_STORAGE
 
 __all__ = ["export"]
-
-
-def _check_output(output: Path) -> None:
-    """Refuse an output that cannot become a file, before the storage is read."""
-    if output.is_dir():
-        raise NasWidthError(f"output {str(output)!r} is a directory; give a file name")
-    parent = output.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent  # missing directories are created when the file is written
-    if not parent.is_dir():
-        raise NasWidthError(f"output {str(output)!r}: {str(parent)!r} is not a directory")
 
 
 def export(
@@ -47,7 +36,7 @@ def export(
     from nas_width.search.export import export_trial
 
     if str(output) != "-":
-        _check_output(output)
+        check_output(output)
     payload = export_trial(storage, study_name, trial)
     if str(output) == "-":
         typer.echo(json.dumps(payload, indent=2))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from nas_width.cli._output import check_output
 from nas_width.errors import NasWidthError
 from nas_width.search.study import DEFAULT_STORAGE
 
@@ -16,17 +17,6 @@ if TYPE_CHECKING:
     from nas_width.analysis import Analysis, TrialRecord
 
 __all__ = ["report"]
-
-
-def _check_output(output: Path) -> None:
-    """Refuse an output path that cannot be written, before anything is read or saved."""
-    parent = output.parent
-    if parent.exists() and not parent.is_dir():
-        raise NasWidthError(f"output {str(output)!r}: {str(parent)!r} is not a directory")
-    if not parent.is_dir():
-        raise NasWidthError(f"output {str(output)!r}: directory {str(parent)!r} does not exist")
-    if output.is_dir():
-        raise NasWidthError(f"output {str(output)!r} is a directory; give a file name")
 
 
 def _per_kind(
@@ -98,7 +88,7 @@ def report(
 
     if seed < 0:
         raise NasWidthError(f"--seed must be a non-negative integer, got {seed}")
-    _check_output(output)
+    check_output(output)
     study = load_study(storage, study_name)
     name = study.study_name
     records = records_from_study(study)
@@ -124,6 +114,7 @@ def report(
     info = study_info(study, storage, pooled, records)
     figures = build_figures(pooled, records, info)
     path = output.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, render_html(info, analysis, figures, by_kind, pooled))
     if save:
         titles = [figure_title(f) for f in figures.values()]

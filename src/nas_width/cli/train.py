@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from nas_width.cli._output import check_output
 from nas_width.config import MixerConfig
 from nas_width.errors import ConfigError, NasWidthError
 from nas_width.fileio import loads_json
@@ -61,17 +62,6 @@ def read_export(path: Path) -> Exported:
         raise ConfigError(f"{path}: {err}") from None
 
 
-def _check_output(output: Path) -> None:
-    """Refuse an output directory that cannot be made, before any data is read or trained."""
-    if output.exists() and not output.is_dir():
-        raise NasWidthError(f"output {str(output)!r} is a file; give a directory")
-    parent = output.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent  # missing directories are created when the model is saved
-    if not parent.is_dir():
-        raise NasWidthError(f"output {str(output)!r}: {str(parent)!r} is not a directory")
-
-
 def train(
     exported: Annotated[Path, typer.Argument(metavar="BEST.json", help="From nas-width export.")],
     output: Annotated[
@@ -99,7 +89,7 @@ def train(
         recipe = recipe.replace(epochs=epochs, warmup_epochs=min(recipe.warmup_epochs, epochs))
     if output is None:
         output = Path("runs") / f"{provenance.get('study', 'model')}-t{provenance.get('trial', 0)}"
-    _check_output(output)
+    check_output(output, directory=True)
     dev = resolve_device(device)
     data = load_dataset(
         ds.name, path=data_dir or ds.path, val_fraction=ds.val_fraction,
