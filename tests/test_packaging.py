@@ -60,3 +60,17 @@ def test_lock_and_oldest_lie_inside_each_range(name: str) -> None:
             continue  # installed before the lock, as README's setup does
         assert version is not None, f"{pinned} does not pin {name}"
         assert req.specifier.contains(version, prereleases=True), (pinned, name, version)
+
+
+def test_one_version_source_and_typed_marker() -> None:
+    """The build reads the version from nas_width.__version__ (no second copy in pyproject),
+    and the package says it ships type hints (PEP 561)."""
+    import importlib.metadata
+
+    import nas_width
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "version" not in project
+    assert project["dynamic"] == ["version"]
+    assert importlib.metadata.version("nas-width") == nas_width.__version__
+    assert (Path(nas_width.__file__).parent / "py.typed").is_file()

@@ -180,7 +180,7 @@ def test_a_test_accuracy_study_is_reported_on_its_held_out_split(
 def test_report_prints_the_verdict_and_writes_a_self_contained_html(
     capsys: pytest.CaptureFixture[str], db: Path, tmp_path: Path
 ) -> None:
-    out_html = tmp_path / "r.html"
+    out_html = tmp_path / "new" / "r.html"  # missing directories are created
     code, out, err = invoke(capsys, "report", "--storage", f"sqlite:///{db}", "-o", out_html)
     assert (code, err) == (0, ""), err
     assert "verdict: supported" in out
@@ -370,9 +370,9 @@ BAD = [
         id="no-complete-trial",
     ),
     pytest.param(
-        ["--storage", "sqlite:///s.db", "-o", "nodir/r.html"],
-        "directory 'nodir' does not exist",
-        id="output-directory-missing",
+        ["--storage", "sqlite:///s.db", "-o", "s.db/r.html"],
+        "'s.db' is not a directory",
+        id="output-under-a-file",
     ),
     pytest.param(
         ["--storage", "sqlite:///s.db", "-o", "."], "is a directory", id="output-is-a-directory"

@@ -7,13 +7,12 @@ holds every candidate shape to the same budget and searches it.
 Only torch is imported here; Optuna, Ray, plotly and the dashboard load where they are used.
 """
 
+from nas_width._version import __version__
 from nas_width.budget import Budget, Measurement, measure, parse_budget, solve
 from nas_width.config import MIXING_KINDS, MixerConfig
 from nas_width.errors import BudgetError, ConfigError, NasWidthError
 from nas_width.models import build_model, create_model, get_config, list_models
 from nas_width.train import load_model
-
-__version__ = "0.1.0"
 
 __all__ = [
     "MIXING_KINDS",

@@ -26,7 +26,7 @@ def export_trial(storage: str, study_name: str | None, trial: int | None = None)
     """The best COMPLETE trial (highest val_accuracy) or trial number ``trial``, as plain data."""
     from optuna.trial import TrialState
 
-    from nas_width import __version__
+    from nas_width._version import __version__
 
     study = load_study(storage, study_name)
     trials = study.get_trials(deepcopy=False)

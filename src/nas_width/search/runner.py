@@ -96,7 +96,7 @@ class Prepared:
         return ["val_accuracy", "flops"] if self.spec.pareto else ["val_accuracy"]
 
     def study_attrs(self) -> dict[str, Any]:
-        from nas_width import __version__
+        from nas_width._version import __version__
 
         return {
             "budget": str(self.budget),

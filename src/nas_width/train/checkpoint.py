@@ -88,7 +88,7 @@ def save_trained(
     built_from = getattr(model, "config", None)
     if isinstance(built_from, MixerConfig) and built_from != config:
         raise CheckpointError(f"{directory}: the model was built from another config than given")
-    from nas_width import __version__  # lazy: nas_width/__init__ may import this package
+    from nas_width._version import __version__
 
     manifest = {
         "format": FORMAT,
