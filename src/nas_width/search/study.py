@@ -13,6 +13,7 @@ does not spend its whole budget failing; scattered failures never stop it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,10 @@ class Resources:
 
     def __post_init__(self) -> None:
         number = (int, float)
-        expect("cpus_per_trial", self.cpus_per_trial, number, "a number > 0", lambda v: v > 0)
-        expect("gpus_per_trial", self.gpus_per_trial, number, "a number >= 0", lambda v: v >= 0)
+        expect("cpus_per_trial", self.cpus_per_trial, number, "a finite number > 0",
+               lambda v: 0 < v < math.inf)  # fmt: skip
+        expect("gpus_per_trial", self.gpus_per_trial, number, "a finite number >= 0",
+               lambda v: 0 <= v < math.inf)  # fmt: skip
         expect("max_concurrent", self.max_concurrent, int, "an integer >= 1", lambda v: v >= 1)
 
 
@@ -141,7 +144,8 @@ class StudySpec:
         expect("budget", self.budget, (str, int, type(None)), "a budget such as 50k")
         expect("tolerance", self.tolerance, (int, float), "in [0, 1)", lambda v: 0 <= v < 1)
         expect("space", self.space, str, "a space name, TOML file or module:function")
-        expect("seed", self.seed, int, "an integer >= 0", lambda v: v >= 0)
+        # Optuna's samplers and NumPy take seeds below 2**32; refused here, before any storage.
+        expect("seed", self.seed, int, "an integer in [0, 2**32)", lambda v: 0 <= v < 2**32)
         expect("storage", self.storage, str, "a storage URL")
         expect("pareto", self.pareto, bool, "true or false")
         expect(
