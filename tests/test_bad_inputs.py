@@ -131,6 +131,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (directory / "adir").mkdir()
     (directory / "space-unclosed.toml").write_text('name = "x"\nmixing = ["mixer"\n')
     (directory / "space-typo.toml").write_text(SPACE.replace("patch =", "patchs ="))
+    (directory / "space-huge-gamma.toml").write_text(SPACE.replace("[2.0]", "[1e308]", 1))
     (directory / "study-latin1.toml").write_bytes(
         f'description = "\xff"\n{STUDY}'.encode("latin-1")
     )
@@ -188,6 +189,14 @@ TABLE = [
         "/nonexistent does not exist"),
     bad("search-space-toml-unclosed", f"{SEARCH} --budget 5k --space space-unclosed.toml",
         r"space-unclosed\.toml: malformed TOML at line 2"),
+    bad("search-space-gamma-overflows", f"{SEARCH} --budget 5k --space space-huge-gamma.toml",
+        r"gamma_token must be a positive number at most 1024, got 1e\+308"),
+    bad("search-space-not-a-space", f"{SEARCH} --budget 5k --space os:getcwd",
+        r"space 'os:getcwd' does not take \(input_shape, num_classes\)"),
+    bad("search-space-returns-numbers", f"{SEARCH} --budget 5k --space operator:mul",
+        r"space 'operator:mul' returned int 1, not MixerConfig candidates"),
+    bad("search-space-raises", f"{SEARCH} --budget 5k --space os.path:join",
+        r"space 'os\.path:join' failed: TypeError: "),
     bad("search-space-unknown-key", f"{SEARCH} --budget 5k --space space-typo.toml",
         r"space-typo\.toml: unknown key\(s\) patchs "),
     bad("search-study-not-utf8", f"search --study study-latin1.toml --storage {S_NEW} "
@@ -208,7 +217,7 @@ TABLE = [
     bad("count-num-classes-too-large", "count mixer.json --num-classes 100000000000",
         "too large.* num_classes 100000000000", real=REAL),
     bad("count-gamma-too-large", "count mixer.json --gamma-token 1e300",
-        r"too large.* gamma_token 1e\+300"),
+        r"gamma_token must be a positive number at most 1024, got 1e\+300"),
     bad("count-seed-beyond-64-bits", f"count mixer.json --mixing rp --seed {2**64}",
         f"seed .*got {2**64}$"),
     bad("count-config-not-utf8", "count latin1.json", r"latin1\.json: not UTF-8"),

@@ -45,11 +45,17 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
-def _positive_float(name: str, value: Any) -> float:
+#: The largest expansion factor gamma accepted: Mixers use 0.5 to 4; far beyond, round(gamma*S)
+#: overflows long before a model could be built.
+MAX_GAMMA = 1024.0
+
+
+def _positive_float(name: str, value: Any, high: float = math.inf) -> float:
+    what = f"a positive number{f' at most {high:g}' if high < math.inf else ''}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        raise ConfigError(f"{name} must be {what}, got {value!r}")
+    if not math.isfinite(value) or value <= 0 or value > high:
+        raise ConfigError(f"{name} must be {what}, got {value!r}")
     return float(value)
 
 
@@ -126,8 +132,8 @@ class MixerConfig:
         set_(self, "patch", patch)
         set_(self, "channels", _positive_int("channels", self.channels))
         set_(self, "depth", _positive_int("depth", self.depth))
-        set_(self, "gamma_token", _positive_float("gamma_token", self.gamma_token))
-        set_(self, "gamma_channel", _positive_float("gamma_channel", self.gamma_channel))
+        set_(self, "gamma_token", _positive_float("gamma_token", self.gamma_token, MAX_GAMMA))
+        set_(self, "gamma_channel", _positive_float("gamma_channel", self.gamma_channel, MAX_GAMMA))
         set_(self, "num_classes", _positive_int("num_classes", self.num_classes))
         set_(self, "seed", _positive_int("seed", self.seed, minimum=0))
         if self.seed >= SEED_LIMIT:  # permutation generators are seeded with seed * 1_000_003

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import itertools
 import json
 import math
@@ -222,7 +223,31 @@ def _from_callable(spec: str) -> SearchSpace:
         ) from None
     if not callable(func):
         raise ConfigError(f"space {spec!r} is not callable")
-    return SearchSpace(spec, {"callable": spec}, func)
+    try:
+        inspect.signature(func).bind((1, 8, 8), 10)
+    except TypeError:
+        raise ConfigError(f"space {spec!r} does not take (input_shape, num_classes)") from None
+    except ValueError:
+        pass  # a builtin without a signature: its call says
+
+    def candidates(input_shape: tuple[int, ...], num_classes: int) -> list[MixerConfig]:
+        try:
+            made = func(input_shape, num_classes)
+        except (ConfigError, BudgetError):
+            raise
+        except Exception as err:  # the user's function failed: one line naming it
+            reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+            raise ConfigError(f"space {spec!r} failed: {reason}") from None
+        configs = list(made) if isinstance(made, Iterable) else [made]
+        for c in configs:
+            if not isinstance(c, MixerConfig):
+                raise ConfigError(
+                    f"space {spec!r} returned {type(c).__name__} {c!r:.60}, not MixerConfig "
+                    "candidates"
+                )
+        return configs
+
+    return SearchSpace(spec, {"callable": spec}, candidates)
 
 
 def load_space(spec: str | Path) -> SearchSpace:
