@@ -12,6 +12,7 @@ prove the exit code and the absence of a traceback end to end.
 from __future__ import annotations
 
 import json
+import os
 import re
 import resource
 import socket
@@ -132,6 +133,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (directory / "space-unclosed.toml").write_text('name = "x"\nmixing = ["mixer"\n')
     (directory / "space-typo.toml").write_text(SPACE.replace("patch =", "patchs ="))
     (directory / "space-huge-gamma.toml").write_text(SPACE.replace("[2.0]", "[1e308]", 1))
+    os.mkfifo(directory / "study-fifo.toml")  # reading it would block forever
     (directory / "study-latin1.toml").write_bytes(
         f'description = "\xff"\n{STUDY}'.encode("latin-1")
     )
@@ -189,6 +191,8 @@ TABLE = [
         "/nonexistent does not exist"),
     bad("search-space-toml-unclosed", f"{SEARCH} --budget 5k --space space-unclosed.toml",
         r"space-unclosed\.toml: malformed TOML at line 2"),
+    bad("search-study-is-a-fifo", f"search --study study-fifo.toml --storage {S_NEW} "
+        "--budget 5k", r"cannot read study-fifo\.toml: not a regular file"),
     bad("search-space-gamma-overflows", f"{SEARCH} --budget 5k --space space-huge-gamma.toml",
         r"gamma_token must be a positive number at most 1024, got 1e\+308"),
     bad("search-space-not-a-space", f"{SEARCH} --budget 5k --space os:getcwd",

@@ -21,8 +21,12 @@ _WHERE = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)$
 
 
 def read_text(path: Path) -> str:
-    """The UTF-8 text of ``path``; a missing, unreadable or undecodable file is a ConfigError."""
+    """The UTF-8 text of ``path``; a missing, unreadable or undecodable file is a ConfigError,
+    and so is anything but a regular file (reading a FIFO or a device would block or never
+    end)."""
     try:
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"cannot read {path}: not a regular file")
         return path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror}") from None
