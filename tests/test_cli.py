@@ -71,6 +71,13 @@ def test_count_registered_model_and_options_only(capsys: pytest.CaptureFixture[s
     assert json.loads(out)["tokens"] == 10
 
 
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import nas_width
+
+    code, out, err = invoke(capsys, "--version")
+    assert (code, out, err) == (0, f"nas-width {nas_width.__version__}\n", "")
+
+
 def test_help_lists_examples(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = invoke(capsys, "count", "--help")
     assert code == 0

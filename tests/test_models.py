@@ -33,6 +33,8 @@ PUBLISHED = {  # Tolstikhin et al. 2021, Table 1: (S at 224, C, depth, D_S, D_C)
 
 def test_registry_lists_the_published_shapes() -> None:
     assert list_models() == sorted(PUBLISHED)
+    assert list_models("mixer_b*") == ["mixer_b16", "mixer_b16w", "mixer_b32"]
+    assert list_models("nothing*") == []
     for name, (S, C, depth, d_s, d_c) in PUBLISHED.items():
         cfg = get_config(name)
         assert (cfg.tokens, cfg.channels, cfg.depth) == (S, C, depth), name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 
@@ -34,8 +35,23 @@ app.command("report")(report)
 app.command("scaling")(scaling)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from nas_width._version import __version__
+
+        typer.echo(f"nas-width {__version__}")
+        raise typer.Exit()
+
+
 @app.callback(invoke_without_command=True)
-def _root(ctx: typer.Context) -> None:
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True,
+                     help="Print the version and exit."),
+    ] = False,
+) -> None:  # fmt: skip
     """Search the width of MLP-Mixer mixing layers at a fixed fvcore-counted budget."""
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())

@@ -7,6 +7,7 @@ expansions of S and C, so gamma_token = D_S / S and gamma_channel = D_C / C.
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 from nas_width.config import MixerConfig
@@ -53,9 +54,10 @@ _VARIANTS: dict[str, MixerConfig] = {
 }
 
 
-def list_models() -> list[str]:
-    """Names accepted by :func:`create_model`, sorted."""
-    return sorted(_VARIANTS)
+def list_models(pattern: str = "*") -> list[str]:
+    """Names accepted by :func:`create_model` that match the shell-style ``pattern``, sorted
+    (timm's habit: ``list_models("mixer_b*")``)."""
+    return sorted(fnmatch.filter(_VARIANTS, pattern))
 
 
 def get_config(name: str, **overrides: Any) -> MixerConfig:
