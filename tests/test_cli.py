@@ -71,6 +71,20 @@ def test_count_registered_model_and_options_only(capsys: pytest.CaptureFixture[s
     assert json.loads(out)["tokens"] == 10
 
 
+def test_fewer_epochs_than_the_studys_warmup_scale_the_warmup_down() -> None:
+    """--epochs 1 on a study whose warm-up is 2 epochs of 25 keeps the warm-up's share (the
+    user never set it); a warm-up that fits is left as the study file has it."""
+    from nas_width.cli.search import _overrides
+    from nas_width.search import load_study
+
+    spec = load_study("digits")
+    assert spec.recipe.warmup_epochs > 1
+    quick = _overrides(spec, epochs=1).recipe
+    assert quick.epochs == 1
+    assert quick.warmup_epochs == pytest.approx(spec.recipe.warmup_epochs / spec.recipe.epochs)
+    assert _overrides(spec, epochs=10).recipe.warmup_epochs == spec.recipe.warmup_epochs
+
+
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
     import nas_width
 

@@ -31,7 +31,11 @@ def _overrides(spec: StudySpec, **options: Any) -> StudySpec:
     changes = {k: v for k, v in options.items() if v is not None}
     recipe = spec.recipe
     if "epochs" in changes:
-        recipe = recipe.replace(epochs=changes.pop("epochs"))
+        epochs = changes.pop("epochs")
+        warmup = recipe.warmup_epochs
+        if isinstance(epochs, int) and 0 < epochs < warmup:  # the file's warm-up, scaled down
+            warmup = warmup * epochs / recipe.epochs  # keeps its share of the schedule
+        recipe = recipe.replace(epochs=epochs, warmup_epochs=warmup)
     if "seed" in changes:
         recipe = recipe.replace(seed=changes["seed"])
     dataset: DatasetSpec = spec.dataset
