@@ -177,6 +177,16 @@ def test_a_test_accuracy_study_is_reported_on_its_held_out_split(
     assert "held-out test accuracy" in out_html.read_text()  # the figures' axis
 
 
+def test_a_storage_of_several_studies_names_the_flag_and_the_studies(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = build_study(tmp_path / "two.db", name="first")
+    build_study(tmp_path / "two.db", name="second")
+    code, out, err = invoke(capsys, "report", "--storage", url, "-o", tmp_path / "r.html")
+    assert (code, out) == (2, "")
+    assert "holds 2 studies (first, second): name one with --study-name" in err
+
+
 def test_report_prints_the_verdict_and_writes_a_self_contained_html(
     capsys: pytest.CaptureFixture[str], db: Path, tmp_path: Path
 ) -> None:

@@ -147,7 +147,9 @@ def load_study(url: str, name: str | None) -> optuna.Study:
     if name is None:
         if len(names) != 1:
             listed = ", ".join(names) or "none"
-            raise StorageError(f"storage {url!r} holds {len(names)} studies ({listed}): name one")
+            raise StorageError(
+                f"storage {url!r} holds {len(names)} studies ({listed}): name one with --study-name"
+            )
         name = names[0]
     if name not in names:
         listed = ", ".join(names) or "none"
