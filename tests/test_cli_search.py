@@ -273,6 +273,15 @@ def test_dashboard_serves_the_stored_study(searched: Searched, tmp_path: Path) -
         status, body = answer
         assert status == 200
         assert [s["study_name"] for s in body["study_summaries"]] == [STUDY_NAME]
+        study_id = body["study_summaries"][0]["study_id"]
+        delete = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/studies/{study_id}", method="DELETE"
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(delete, timeout=10)
+        assert refused.value.code == 405
+        assert "read-only" in refused.value.read().decode()
+        assert searched.stored().study_name == STUDY_NAME  # still there
         second = cli(
             tmp_path, "dashboard", "--storage", searched.storage, "--port", port, timeout=60
         )
@@ -289,7 +298,9 @@ def test_dashboard_serves_the_stored_study(searched: Searched, tmp_path: Path) -
             server.wait(timeout=10)
         log.close()
     banner = (tmp_path / "dashboard.out").read_text()
-    assert f"optuna-dashboard on http://127.0.0.1:{port}/ for {searched.storage}" in banner
+    assert f"optuna-dashboard on http://127.0.0.1:{port}/ for {searched.storage}, read-only" in (
+        banner
+    )
 
 
 @pytest.fixture
@@ -308,12 +319,14 @@ def test_dashboard_on_a_port_in_use_exits_2_naming_it(
     busy_port: int,
     empty_db: bytes,
 ) -> None:
-    import optuna_dashboard
+    import importlib
+
+    dashboard = importlib.import_module("nas_width.cli.dashboard")  # the module, not the command
 
     def started(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the dashboard started on a port in use")
 
-    monkeypatch.setattr(optuna_dashboard, "run_server", started)
+    monkeypatch.setattr(dashboard, "_serve", started)
     (tmp_path / "d.db").write_bytes(empty_db)
     before = snapshot(tmp_path)
     code, out, err = invoke(

@@ -4,14 +4,56 @@ from __future__ import annotations
 
 import errno
 import socket
-from typing import Annotated
+from contextlib import suppress
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from nas_width.errors import NasWidthError
 from nas_width.search.study import DEFAULT_STORAGE
 
-__all__ = ["check_port", "dashboard"]
+__all__ = ["check_port", "dashboard", "read_only"]
+
+#: What a read-only dashboard answers: reading a study never needs another method.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def read_only(app: WSGIApp) -> WSGIApp:
+    """``app`` refusing every request that could change the storage (405): optuna-dashboard
+    has no read-only mode, and its API deletes a study on ``DELETE /api/studies/N``.
+    nas-width writes a study only through ``search`` and ``report``."""
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        if method in READ_METHODS:
+            return app(environ, start_response)
+        body = b"nas-width dashboard is read-only: studies change through search and report\n"
+        start_response("405 Method Not Allowed", [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Allow", ", ".join(sorted(READ_METHODS))),
+        ])  # fmt: skip
+        return [body]
+
+    return guarded
+
+
+def _serve(app: WSGIApp, host: str, port: int) -> None:
+    """Serve ``app`` until Ctrl-C, without a line per request (wsgiref, as optuna-dashboard's
+    own ``run_server`` does)."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with make_server(host, port, app, handler_class=Quiet) as server, suppress(KeyboardInterrupt):
+        server.serve_forever()
 
 
 def check_port(host: str, port: int) -> None:
@@ -40,17 +82,22 @@ def dashboard(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
 ) -> None:
-    """Open the studies of a storage in optuna-dashboard (Ctrl-C stops it).
+    """Open the studies of a storage in optuna-dashboard, read-only (Ctrl-C stops it).
+
+    Requests that would change the storage (deleting a study, writing a note) are refused
+    with 405: a dashboard open beside a running search never changes it.
 
     Example:
 
       nas-width dashboard --storage sqlite:///nas-width.db --port 8080
     """
-    from optuna_dashboard import run_server
+    from optuna_dashboard import wsgi
 
     from nas_width.search.storage import open_storage
 
     store = open_storage(storage, create=False)
     check_port(host, port)
-    typer.echo(f"optuna-dashboard on http://{host}:{port}/ for {storage} (Ctrl-C stops it)")
-    run_server(store, host=host, port=port)
+    typer.echo(
+        f"optuna-dashboard on http://{host}:{port}/ for {storage}, read-only (Ctrl-C stops it)"
+    )
+    _serve(read_only(wsgi(store)), host, port)
