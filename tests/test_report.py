@@ -187,6 +187,46 @@ def test_a_storage_of_several_studies_names_the_flag_and_the_studies(
     assert "holds 2 studies (first, second): name one with --study-name" in err
 
 
+def test_studies_and_trials_list_what_a_storage_holds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """As Optuna's CLI: studies, trials (table, JSON, CSV) and the best trial, read only."""
+    import csv
+    import io
+
+    url = build_study(tmp_path / "l.db", tuned=True)
+    before = snapshot(tmp_path)
+    code, out, err = invoke(capsys, "studies", "--storage", url)
+    assert (code, err) == (0, "")
+    header, row = out.splitlines()
+    assert header.split()[:5] == ["study", "budget", "space", "dataset", "complete"]
+    assert row.split()[:8] == [NAME, "params=50k", "mixer", "digits", "20", "1", "1", "0"]
+
+    code, out, _ = invoke(capsys, "trials", "--storage", url, "--format", "json")
+    rows = json.loads(out)
+    assert code == 0
+    assert len(rows) == 22
+    first = rows[0]
+    assert (first["state"], first["S"], first["m"], first["lr"]) == ("COMPLETE", 4, 4 * solve_c(4),
+                                                                      0.003)  # fmt: skip
+    assert first["test_accuracy"] == pytest.approx(1.2 - first["val_accuracy"])
+    code, out, _ = invoke(capsys, "trials", "--storage", url, "--format", "csv")
+    assert [r["number"] for r in csv.DictReader(io.StringIO(out))] == [str(i) for i in range(22)]
+    code, out, _ = invoke(capsys, "trials", "--storage", url, "--best", "--format", "json")
+    (top,) = json.loads(out)
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    assert top["val_accuracy"] == max(r["val_accuracy"] for r in done)
+    code, out, _ = invoke(capsys, "trials", "--storage", url)
+    assert out.splitlines()[0].split() == ["number", "state", "shape", "mixing", "S", "C", "m",
+                                           "seed", "lr", "val_accuracy", "test_accuracy",
+                                           "epochs"]  # fmt: skip
+    assert len(out.splitlines()) == 23
+    code, out, err = invoke(capsys, "trials", "--storage", url, "--format", "xml")
+    assert (code, out) == (2, "")
+    assert "--format 'xml' is not one of table, json, csv" in err
+    assert snapshot(tmp_path) == before
+
+
 def test_report_prints_the_verdict_and_writes_a_self_contained_html(
     capsys: pytest.CaptureFixture[str], db: Path, tmp_path: Path
 ) -> None:

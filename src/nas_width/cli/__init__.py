@@ -12,6 +12,7 @@ from nas_width.cli._app import run
 from nas_width.cli.count import count
 from nas_width.cli.dashboard import dashboard
 from nas_width.cli.export import export
+from nas_width.cli.listing import studies, trials
 from nas_width.cli.report import report
 from nas_width.cli.scaling import scaling
 from nas_width.cli.search import search
@@ -33,6 +34,8 @@ app.command("train")(train)
 app.command("dashboard")(dashboard)
 app.command("report")(report)
 app.command("scaling")(scaling)
+app.command("studies")(studies)
+app.command("trials")(trials)
 
 
 def _print_version(value: bool) -> None:
