@@ -459,6 +459,7 @@ def _tune(
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
 
+    from nas_width.search.internals import study_storage
     from nas_width.search.searcher import WidthSearch
     from nas_width.search.trainable import make_trainable
 
@@ -470,7 +471,7 @@ def _tune(
         metric=prepared.metrics if pareto else "val_accuracy",
         mode=["max", "min"] if pareto else "max",
         sampler=_sampler(spec, prepared.shapes),
-        storage=study._storage,
+        storage=study_storage(study),
         study_name=study.study_name,
         max_failures=spec.max_failures,
     )

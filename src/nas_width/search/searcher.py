@@ -29,6 +29,12 @@ from ray.tune.search.optuna import OptunaSearch
 
 from nas_width.budget import measure
 from nas_width.config import MixerConfig
+from nas_width.search.internals import (
+    SEARCHER_DRIVER_ONLY,
+    searcher_completed,
+    searcher_live_study,
+    searcher_live_trials,
+)
 
 __all__ = ["WidthSearch", "shape_attrs"]
 
@@ -37,7 +43,7 @@ __all__ = ["WidthSearch", "shape_attrs"]
 HISTORY = ("train_loss", "train_accuracy", "val_loss")
 
 #: What only the driver's live searcher holds; never pickled (see the module docstring).
-DRIVER_ONLY = ("_sampler", "_storage", "_ot_study", "_ot_trials")
+DRIVER_ONLY = SEARCHER_DRIVER_ONLY
 
 #: Result keys copied into each finished trial's user attributes: the last epoch's metrics,
 #: where it ran (``pid`` is Ray's: the worker process), when it trained (see trainable.py),
@@ -107,7 +113,7 @@ class WidthSearch(OptunaSearch):
 
     @property
     def study(self) -> optuna.Study:
-        study: optuna.Study | None = getattr(self, "_ot_study", None)
+        study = searcher_live_study(self)
         if study is None:
             raise RuntimeError("no live study: only the driver's searcher has one (not a copy)")
         return study
@@ -122,7 +128,7 @@ class WidthSearch(OptunaSearch):
             return Searcher.FINISHED  # type: ignore[return-value]  # Ray's "no more" marker
         params = super().suggest(trial_id)
         if params is not None:
-            trial = self._ot_trials[trial_id]
+            trial = searcher_live_trials(self)[trial_id]
             for key, value in shape_attrs(self._shapes[params["shape"]]).items():
                 trial.set_user_attr(key, value)
         return params
@@ -133,7 +139,7 @@ class WidthSearch(OptunaSearch):
     def _report(self, trial_id: str, result: dict[str, Any]) -> None:
         """Store the epoch's accuracy as an intermediate value (once per epoch) and keep its
         training metrics for the trial's ``history``."""
-        if "error" in result or trial_id in self._completed_trials:
+        if "error" in result or trial_id in searcher_completed(self):
             return
         epoch = int(result.get("epoch", 0))
         if epoch > 0:
@@ -145,15 +151,15 @@ class WidthSearch(OptunaSearch):
         value = result.get(self.metric)
         reported = self._reported.setdefault(trial_id, set())
         if value is not None and math.isfinite(value) and epoch not in reported:
-            self._ot_trials[trial_id].report(value, epoch)
+            searcher_live_trials(self)[trial_id].report(value, epoch)
             reported.add(epoch)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in searcher_completed(self) or trial_id not in searcher_live_trials(self):
             return
-        trial = self._ot_trials[trial_id]
+        trial = searcher_live_trials(self)[trial_id]
         result = result or {}
         # Ray hands the result its scheduler stopped on to on_trial_complete only.
         self._report(trial_id, result)
@@ -198,5 +204,5 @@ class WidthSearch(OptunaSearch):
         )
 
     def _tell(self, trial_id: str, value: Any, state: TrialState) -> None:
-        self.study.tell(self._ot_trials[trial_id], value, state=state)
-        self._completed_trials.add(trial_id)
+        self.study.tell(searcher_live_trials(self)[trial_id], value, state=state)
+        searcher_completed(self).add(trial_id)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas_width.errors import NasWidthError
+from nas_width.search.internals import study_id, study_storage, trial_id
 
 if TYPE_CHECKING:
     import optuna
@@ -197,8 +198,9 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
         params = trial.params or trial.system_attrs.get("fixed_params")
         if params and attempt < MAX_ATTEMPTS and (first, attempt + 1) not in queued:
             study.enqueue_trial(params, user_attrs={"retry_of": first, "attempt": attempt + 1})
-        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", INTERRUPTED)
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        storage = study_storage(study)
+        storage.set_trial_user_attr(trial_id(trial), "fail_reason", INTERRUPTED)
+        storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
         failed.append(trial.number)
     return failed
 
@@ -354,8 +356,8 @@ def acquire_lease(study: optuna.Study) -> Lease:
     Raises:
         StorageError: the lease is held by a live search (the message names it).
     """
-    storage, study_id = study._storage, study._study_id
-    holder = Lease(storage, study_id, {})
+    storage, sid = study_storage(study), study_id(study)
+    holder = Lease(storage, sid, {})
     current = holder._read()
     name = study.study_name
     if current is not None and _live(current):
