@@ -21,6 +21,7 @@ from nas_width.train import (
     TrialFailed,
     evaluate,
     fit,
+    load_input_contract,
     load_model,
     load_trained,
     lr_at,
@@ -399,3 +400,56 @@ def test_load_errors_are_one_line_naming_the_path(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="missing") as err:
         load_trained(out)
     one_line_naming(err, out / "metrics.json")
+
+
+def test_a_trained_model_takes_raw_scikit_learn_digits_as_its_contract_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """nas-width train saves the input contract (timm's pretrained_cfg habit); load_model with
+    raw_inputs=True scores on scikit-learn's raw digits what train printed, within half a
+    point, where the bare model (normalized inputs expected) does not."""
+    import re
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from nas_width.data.builtin import _DIGITS_TEST_FRACTION, _DIGITS_TEST_SEED
+    from nas_width.data.prepare import stratified_split
+    from tests.conftest import invoke
+
+    cfg = MixerConfig(input_shape=(1, 8, 8), num_classes=10, patch=(2, 2), channels=16, depth=1)
+    export = {"config": cfg.to_dict(), "recipe": Recipe(epochs=4, lr=0.01).to_dict(),
+              "dataset": {"name": "digits"},
+              "provenance": {"study": "raw", "trial": 0}}  # fmt: skip
+    (tmp_path / "best.json").write_text(json.dumps(export))
+    code, out, err = invoke(capsys, "train", tmp_path / "best.json", "-o", tmp_path / "run")
+    assert code == 0, err
+    printed = float(re.search(r"test_accuracy=([0-9.]+)", out)[1])  # type: ignore[index]
+    assert "raw_inputs=True" in out
+
+    contract = load_input_contract(tmp_path / "run")
+    assert contract is not None
+    assert contract["dataset"] == "digits"
+    assert contract["class_names"] == [str(i) for i in range(10)]
+    assert contract["input_shape"] == [1, 8, 8]
+    assert len(contract["mean"]) == len(contract["std"]) == 1
+
+    bunch = load_digits()
+    _, test = stratified_split(bunch.target, _DIGITS_TEST_FRACTION, _DIGITS_TEST_SEED)
+    raw = torch.tensor(np.asarray(bunch.images, dtype=np.float32)[test][:, None])  # 0..16
+    labels = torch.tensor(bunch.target[test])
+    model = load_model(tmp_path / "run", raw_inputs=True)
+    with torch.no_grad():
+        accuracy = float((model(raw).argmax(1) == labels).float().mean())
+    assert abs(accuracy - printed) <= 0.005
+    bare = load_model(tmp_path / "run")
+    with torch.no_grad():
+        assert float((bare(raw).argmax(1) == labels).float().mean()) < printed - 0.05
+
+
+def test_raw_inputs_need_a_saved_contract(tmp_path: Path) -> None:
+    cfg = MixerConfig(input_shape=(1, 8, 8), num_classes=10, patch=(2, 2), channels=8, depth=1)
+    save_trained(tmp_path / "m", build_model(cfg), cfg, Recipe(epochs=1), {})
+    assert load_input_contract(tmp_path / "m") is None
+    with pytest.raises(CheckpointError, match="saved without an input contract"):
+        load_model(tmp_path / "m", raw_inputs=True)

@@ -80,7 +80,7 @@ def train(
 
       nas-width train best.json -o runs/best
     """
-    from nas_width.data import load_dataset
+    from nas_width.data import CLASS_NAMES, load_dataset
     from nas_width.train import TrialFailed, check_data, fit, resolve_device, save_trained
 
     export = read_export(exported)
@@ -103,8 +103,12 @@ def train(
         result = fit(config, recipe, data, device=dev, final=True, progress=True)
     except TrialFailed as err:
         raise NasWidthError(f"{exported}: training failed: {err.reason}") from None
+    contract = {"mean": list(data.mean), "std": list(data.std),
+                "input_shape": list(data.input_shape), "num_classes": data.num_classes,
+                "dataset": data.name, "class_names": CLASS_NAMES.get(data.name)}  # fmt: skip
     save_trained(output, result, config, recipe, result.metrics(),
                  {"export": str(exported), "dataset": dataclasses.asdict(ds),
-                  **provenance})  # fmt: skip
+                  **provenance}, input_contract=contract)  # fmt: skip
     typer.echo(f"test_accuracy={result.test_accuracy:.4f}; saved to {output} "
-               f"(nas_width.load_model({str(output)!r}))")  # fmt: skip
+               f"(nas_width.load_model({str(output)!r}, raw_inputs=True) takes raw "
+               f"{data.name} inputs)")  # fmt: skip

@@ -25,7 +25,7 @@ from nas_width.data.augment import random_crop_flip
 from nas_width.data.prepare import DataError, Raw, make_splits
 from nas_width.data.splits import Splits
 
-__all__ = ["DATASETS", "DataError", "Splits", "load_dataset", "random_crop_flip"]
+__all__ = ["CLASS_NAMES", "DATASETS", "DataError", "Splits", "load_dataset", "random_crop_flip"]
 
 _BUILTIN: dict[str, Callable[..., Raw]] = {
     "digits": builtin.digits,
@@ -38,6 +38,14 @@ _FROM_PATH: dict[str, Callable[..., Raw]] = {
     "stl10": files.stl10,
     "npz": files.npz,
 }
+#: Class names of the data sets that have them (a trained model's input contract).
+CLASS_NAMES: dict[str, list[str]] = {
+    "digits": [str(i) for i in range(10)],
+    "mnist1d": [str(i) for i in range(10)],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                "ship", "truck"],
+}  # fmt: skip
+
 DATASETS: tuple[str, ...] = (
     "digits",
     "mnist1d",

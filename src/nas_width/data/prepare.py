@@ -127,4 +127,6 @@ def make_splits(name: str, raw: Raw, *, val_fraction: float, split_seed: int) ->
         x_test=x_test,
         y_test=labels(raw.y_test),
         num_classes=raw.num_classes,
+        mean=tuple(float(v) for v in mean.flatten()),
+        std=tuple(float(v) for v in std.flatten()),
     )

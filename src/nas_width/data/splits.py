@@ -24,6 +24,9 @@ class Splits:
         y_*: int64 labels in [0, num_classes), shape (N,).
         input_shape: (C_in, H, W) for images, (C_in, L) for 1-D signals.
         num_classes: number of classes.
+        mean, std: per input channel, the affine map that normalized every split (x - mean)
+            / std, from the train split's statistics: a trained model's input contract (empty
+            when the tensors were made by hand).
     """
 
     name: str
@@ -34,6 +37,8 @@ class Splits:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
     @property
     def input_shape(self) -> tuple[int, ...]:

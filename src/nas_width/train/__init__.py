@@ -13,7 +13,13 @@ Example:
     1.0
 """
 
-from nas_width.train.checkpoint import CheckpointError, load_model, load_trained, save_trained
+from nas_width.train.checkpoint import (
+    CheckpointError,
+    load_input_contract,
+    load_model,
+    load_trained,
+    save_trained,
+)
 from nas_width.train.loop import (
     EpochReport,
     FitResult,
@@ -41,6 +47,7 @@ __all__ = [
     "check_data",
     "evaluate",
     "fit",
+    "load_input_contract",
     "load_model",
     "load_trained",
     "lr_at",

@@ -29,6 +29,7 @@ from nas_width.config import MixerConfig
 from nas_width.errors import NasWidthError
 from nas_width.fileio import dumps_json, read_json, write_bytes_atomic
 from nas_width.models import build_model
+from nas_width.models.normalize import Normalize
 from nas_width.train.loop import FitResult
 from nas_width.train.recipe import Recipe
 
@@ -38,6 +39,7 @@ __all__ = [
     "METRICS_FILE",
     "WEIGHTS_FILE",
     "CheckpointError",
+    "load_input_contract",
     "load_model",
     "load_trained",
     "save_trained",
@@ -68,6 +70,7 @@ def save_trained(
     recipe: Recipe,
     metrics: dict[str, Any],
     provenance: dict[str, Any] | None = None,
+    input_contract: dict[str, Any] | None = None,
 ) -> Path:
     """Write the model, its config and recipe, and its metrics into ``directory`` (created).
 
@@ -79,6 +82,10 @@ def save_trained(
         metrics: JSON-serializable results (e.g. ``FitResult.metrics()``).
         provenance: extra JSON-serializable facts (study, trial, data set, git commit ...),
             merged over the automatic ``nas_width``/``torch`` versions and ``saved_at``.
+        input_contract: what the model expects, timm's ``pretrained_cfg`` habit: ``mean``
+            and ``std`` per input channel (the normalization of its training data),
+            ``input_shape``, ``num_classes``, ``dataset`` and, where known, ``class_names``.
+            :func:`load_model` with ``raw_inputs=True`` applies it.
 
     Returns:
         The directory as a :class:`~pathlib.Path`.
@@ -102,6 +109,8 @@ def save_trained(
             **(provenance or {}),
         },
     }
+    if input_contract is not None:
+        manifest["input"] = input_contract
     config_bytes = _json_bytes(directory / CONFIG_FILE, "config and provenance", manifest)
     metrics_bytes = _json_bytes(directory / METRICS_FILE, "metrics", metrics)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -116,6 +125,11 @@ def save_trained(
 
 
 def _read_manifest(directory: Path) -> tuple[MixerConfig, Recipe]:
+    config, recipe, _ = _read_all(directory)
+    return config, recipe
+
+
+def _read_all(directory: Path) -> tuple[MixerConfig, Recipe, dict[str, Any] | None]:
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: no such checkpoint directory")
     path = directory / CONFIG_FILE
@@ -133,7 +147,10 @@ def _read_manifest(directory: Path) -> tuple[MixerConfig, Recipe]:
         recipe = Recipe.from_dict(manifest["recipe"])
     except (NasWidthError, TypeError) as err:
         raise CheckpointError(f"{path}: {err}") from None
-    return config, recipe
+    contract = manifest.get("input")
+    if contract is not None and not isinstance(contract, dict):
+        raise CheckpointError(f"{path}: 'input' must be an object, got {contract!r}")
+    return config, recipe, contract
 
 
 def _mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:
@@ -170,16 +187,38 @@ def _load(directory: Path, config: MixerConfig, device: str | torch.device) -> n
     return model.to(device).eval()
 
 
-def load_model(directory: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
+def load_model(
+    directory: str | Path, *, device: str | torch.device = "cpu", raw_inputs: bool = False
+) -> nn.Module:
     """The saved model, rebuilt from its config, weights restored, in eval mode on ``device``.
+
+    The model takes inputs normalized as its training data was. With ``raw_inputs=True`` it
+    takes the data set's raw inputs (e.g. scikit-learn's ``load_digits().images[:, None]``,
+    pixel values 0..16): the saved input contract's per-channel ``(x - mean) / std`` comes
+    first (:func:`load_input_contract` gives the contract itself).
 
     Raises:
         CheckpointError: one line naming the path: missing directory or file, corrupt JSON,
-            invalid config, or weights that do not match the config.
+            invalid config, weights that do not match the config, or ``raw_inputs`` for a
+            model saved without an input contract.
     """
     directory = Path(directory)
-    config, _ = _read_manifest(directory)
-    return _load(directory, config, device)
+    config, _, contract = _read_all(directory)
+    model = _load(directory, config, device)
+    if not raw_inputs:
+        return model
+    if not contract or "mean" not in contract or "std" not in contract:
+        raise CheckpointError(f"{directory}: saved without an input contract (mean, std)")
+    try:
+        first = Normalize(contract["mean"], contract["std"], len(config.input_shape) - 1)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: bad input contract: {err}") from None
+    return nn.Sequential(first.to(device), model).eval()
+
+
+def load_input_contract(directory: str | Path) -> dict[str, Any] | None:
+    """What the saved model expects (see :func:`save_trained`), None if saved without."""
+    return _read_all(Path(directory))[2]
 
 
 def load_trained(
