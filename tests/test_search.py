@@ -297,6 +297,12 @@ def test_tuned_search_keeps_each_shapes_best_learning_rate_on_validation(tmp_pat
     study = stored(path)
     kept = {f"lr={t.user_attrs['lr']:g}" for t in study.trials}
     assert {w for line in lines for w in line.split() if w.startswith("lr=")} == kept
+    assert any(line.startswith("training: the first trials started") for line in lines)
+    done = [line for line in lines if line.startswith("[")]
+    best = max(t.values[0] for t in study.trials)
+    assert done[-1].endswith("s]")
+    assert f"best {best:.4f}" in done[-1]
+    assert "s left]" in done[0]  # the first of two: the second's time is estimated
     assert outcome.states["COMPLETE"] == 2
     assert study.user_attrs["tune"] == {"lr": [0.001, 0.01, 0.1], "eta": 3}
     for t in study.trials:
