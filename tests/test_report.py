@@ -174,7 +174,11 @@ def test_a_test_accuracy_study_is_reported_on_its_held_out_split(
         r"largest rate 0\.003: widen the grid",
         out,
     ), out
-    assert "held-out test accuracy" in out_html.read_text()  # the figures' axis
+    html = out_html.read_text()
+    assert "held-out test accuracy" in html  # the figures' axis
+    footer = html[html.index("<footer>") :]
+    assert "None" not in footer  # no Python reprs
+    assert "lr_grid 0.001, 0.003" in footer
 
 
 def test_a_storage_of_several_studies_names_the_flag_and_the_studies(
@@ -474,6 +478,10 @@ def test_two_objective_study_draws_the_pareto_front_of_best_trials(tmp_path: Pat
     assert list(front.x) == sorted(front.x)
     assert figures["nas-width-pareto"].layout.xaxis.title.text == "FLOPs per sample (fvcore)"
     assert figures["nas-width-accuracy-vs-m"].layout.xaxis.type == "log"
+    ms = sorted({r.m for r in records if r.state == "COMPLETE"})
+    axis = figures["nas-width-accuracy-vs-m"].layout.xaxis
+    assert list(axis.tickvals) == ms  # the observed widths, not plotly's "2 3 ... 9 1000 2"
+    assert list(axis.ticktext) == [f"{m:,}" for m in ms]
 
 
 def record(n: int, acc: float | None, flops: int | None) -> TrialRecord:

@@ -133,8 +133,17 @@ def accuracy_vs_m(analysis: Analysis, records: Sequence[TrialRecord]) -> go.Figu
                 line={"color": "gray", "dash": "dash"},
             )
         )
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(type="log", **_width_ticks([r.m for r in used]))
     return _layout(fig, "Accuracy vs effective width m = S·C", "m = S·C (log scale)")
+
+
+def _width_ticks(widths: Sequence[int], most: int = 8) -> dict[str, Any]:
+    """Ticks at the observed widths m (at most ``most``, spread evenly): plotly's own log ticks
+    over less than a decade read "2 3 ... 9 1000 2"."""
+    ms = sorted(set(widths))
+    if len(ms) > most:
+        ms = [ms[round(i * (len(ms) - 1) / (most - 1))] for i in range(most)]
+    return {"tickvals": ms, "ticktext": [f"{m:,}" for m in ms]} if ms else {}
 
 
 def _ratio_ticks(lo: float, hi: float) -> dict[str, Any]:

@@ -164,7 +164,8 @@ def key_numbers(analysis: Analysis) -> list[Row]:
         rows.append((
             f"{kind_label(s.kind)} {split} accuracy",
             f"mean {s.mean:.4f} ± {_num(s.std, '.4f')} (sd; n={s.n}, {s.n_shapes} shapes, "
-            f"{s.n_seeds} seeds); best shape {s.best_shape} {s.best_shape_mean:.4f}"
+            f"{s.n_seeds} seed{'s' if s.n_seeds != 1 else ''}); best shape {s.best_shape} "
+            f"{s.best_shape_mean:.4f}"
             f"{_counted(a, s.best_shape_mean)}",
         ))  # fmt: skip
     for d in a.kinds.differences:
