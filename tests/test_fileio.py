@@ -74,3 +74,17 @@ def test_an_output_that_cannot_be_written_is_refused_naming_it(
     monkeypatch.setattr(os, "access", lambda *_: False)
     with pytest.raises(NasWidthError, match=f"directory '{tmp_path}' is not writable"):
         check_output(tmp_path / "x.json")
+
+
+def test_a_directory_is_replaced_whole_with_the_mode_mkdir_gives(tmp_path: Path) -> None:
+    from nas_width.fileio import replace_directory_atomic
+
+    target = tmp_path / "model"
+    replace_directory_atomic(target, {"a": b"1", "b": b"2"})
+    replace_directory_atomic(target, {"a": b"3"})
+    assert sorted(p.name for p in target.iterdir()) == ["a"]  # nothing of the old one left
+    assert (target / "a").read_bytes() == b"3"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporaries
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~mask

@@ -30,6 +30,7 @@ from nas_width.train import (
     parameter_groups,
     save_trained,
 )
+from nas_width.train.checkpoint import is_checkpoint
 
 
 def tiny_config(mixing: str = "mixer", **overrides: Any) -> MixerConfig:
@@ -446,6 +447,17 @@ def test_a_trained_model_takes_raw_scikit_learn_digits_as_its_contract_says(
     with torch.no_grad():
         assert float((bare(raw).argmax(1) == labels).float().mean()) < printed - 0.05
 
+    # A model already there is replaced only when asked, and as a whole.
+    code, out, err = invoke(capsys, "train", tmp_path / "best.json", "-o", tmp_path / "run")
+    assert (code, out) == (2, "")
+    assert "holds a trained model; --overwrite replaces it" in err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    code, _, err = invoke(capsys, "train", tmp_path / "best.json", "-o", tmp_path / "other")
+    assert code == 2
+    assert "holds other files" in err
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
 
 def test_raw_inputs_need_a_saved_contract(tmp_path: Path) -> None:
     cfg = MixerConfig(input_shape=(1, 8, 8), num_classes=10, patch=(2, 2), channels=8, depth=1)
@@ -453,3 +465,28 @@ def test_raw_inputs_need_a_saved_contract(tmp_path: Path) -> None:
     assert load_input_contract(tmp_path / "m") is None
     with pytest.raises(CheckpointError, match="saved without an input contract"):
         load_model(tmp_path / "m", raw_inputs=True)
+
+
+def test_a_study_name_from_an_export_never_leaves_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from tests.conftest import invoke
+
+    cfg = MixerConfig(input_shape=(1, 8, 8), num_classes=10, patch=(4, 4), channels=4, depth=1)
+    export = {"config": cfg.to_dict(), "recipe": Recipe(epochs=1).to_dict(),
+              "dataset": {"name": "digits"},
+              "provenance": {"study": "../../escaped", "trial": 3}}  # fmt: skip
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    (work / "best.json").write_text(json.dumps(export))
+    monkeypatch.chdir(work)
+    code, _, err = invoke(capsys, "train", "best.json")
+    assert code == 0, err
+    (made,) = (work / "runs").iterdir()
+    assert is_checkpoint(made)
+    assert {p.name for p in tmp_path.rglob("*") if p.is_dir()} == {"a", "b", "runs", made.name}
+    code, _, err = invoke(capsys, "train", "best.json", "--overwrite")
+    assert code == 0, err
+    assert [p.name for p in (work / "runs").iterdir()] == [made.name]  # replaced, no leftovers

@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ __all__ = [
     "loads_json",
     "plain_json",
     "read_json",
+    "replace_directory_atomic",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -35,9 +38,7 @@ __all__ = [
 
 def _normal_mode() -> int:
     """0666 less the process's umask: the mode ``open(path, "w")`` gives a new file."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+    return 0o666 & ~_umask()
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -59,6 +60,52 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def replace_directory_atomic(directory: Path, files: dict[str, bytes]) -> None:
+    """Make ``directory`` hold exactly ``files`` (name -> bytes), all at once: they are written
+    and fsync'd in a temporary sibling directory, which is renamed into place; an existing
+    ``directory`` is first moved aside and removed after. A kill leaves the old directory or
+    the new one (at worst one of them under a hidden ``.NAME.*`` name beside it), never a mix.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # what mkdir gives; mkdtemp's is 0700
+        for name, data in files.items():
+            write_bytes_atomic(tmp / name, data)
+        if directory.exists():
+            aside = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.",
+                                          suffix=".old"))  # fmt: skip
+            os.replace(directory, aside / directory.name)
+            os.rename(tmp, directory)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.rename(tmp, directory)
+        _fsync_directory(directory.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make a rename in ``path`` durable (best effort: not every file system allows it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

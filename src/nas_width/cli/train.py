@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -70,6 +71,9 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda [default: best].")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Data path (cifar, stl10, npz).")] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a model already in the output.")
+    ] = False,
 ) -> None:
     """Train the exported shape on train+validation, evaluate on test, save safetensors.
 
@@ -82,14 +86,25 @@ def train(
     """
     from nas_width.data import CLASS_NAMES, load_dataset
     from nas_width.train import TrialFailed, check_data, fit, resolve_device, save_trained
+    from nas_width.train.checkpoint import is_checkpoint
 
     export = read_export(exported)
     config, recipe, ds, provenance = export.config, export.recipe, export.dataset, export.provenance
     if epochs is not None:  # a shorter run keeps at most its own length of warm-up
         recipe = recipe.replace(epochs=epochs, warmup_epochs=min(recipe.warmup_epochs, epochs))
-    if output is None:
-        output = Path("runs") / f"{provenance.get('study', 'model')}-t{provenance.get('trial', 0)}"
+    if output is None:  # the name comes from a file: never a path out of runs/
+        name = f"{provenance.get('study', 'model')}-t{provenance.get('trial', 0)}"
+        output = Path("runs") / (re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".") or "model")
     check_output(output, directory=True)
+    if output.is_dir() and any(output.iterdir()):
+        if not is_checkpoint(output):
+            raise NasWidthError(
+                f"output {str(output)!r} holds other files; give a new or empty directory"
+            )
+        if not overwrite:
+            raise NasWidthError(
+                f"output {str(output)!r} holds a trained model; --overwrite replaces it"
+            )
     dev = resolve_device(device)
     data = load_dataset(
         ds.name, path=data_dir or ds.path, val_fraction=ds.val_fraction,

@@ -9,9 +9,11 @@ Layout of ``directory``:
   "torch": ..., "saved_at": ISO-8601 UTC, **caller's provenance}}``.
 - ``metrics.json``: the caller's metrics as strict JSON (NaN and infinities become ``null``).
 
-Each file is written to a temporary file in the same directory and moved into place with
-``os.replace``, weights first and ``config.json`` last, so an interrupted save never leaves a
-half-written file. Loading rebuilds the model with ``build_model(config)`` (which redraws the
+The three files are written into a temporary sibling directory, fsync'd, and the directory is
+renamed into place (an existing model there is moved aside first and removed after), so a
+model is never half-saved and never pairs new weights with an old config: a kill leaves the
+old model or the new one (at worst both, beside each other as hidden ``.NAME.*`` directories).
+Loading rebuilds the model with ``build_model(config)`` (which redraws the
 same permutations and masks from ``config.seed``) and loads the weights strictly.
 """
 
@@ -27,7 +29,7 @@ from torch import nn
 
 from nas_width.config import MixerConfig
 from nas_width.errors import NasWidthError
-from nas_width.fileio import dumps_json, read_json, write_bytes_atomic
+from nas_width.fileio import dumps_json, read_json, replace_directory_atomic
 from nas_width.models import build_model
 from nas_width.models.normalize import Normalize
 from nas_width.train.loop import FitResult
@@ -39,6 +41,7 @@ __all__ = [
     "METRICS_FILE",
     "WEIGHTS_FILE",
     "CheckpointError",
+    "is_checkpoint",
     "load_input_contract",
     "load_model",
     "load_trained",
@@ -114,14 +117,27 @@ def save_trained(
     config_bytes = _json_bytes(directory / CONFIG_FILE, "config and provenance", manifest)
     metrics_bytes = _json_bytes(directory / METRICS_FILE, "metrics", metrics)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    files = {WEIGHTS_FILE: safetensors.torch.save(tensors), METRICS_FILE: metrics_bytes,
+             CONFIG_FILE: config_bytes}  # fmt: skip
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(directory / WEIGHTS_FILE, safetensors.torch.save(tensors))
-        write_bytes_atomic(directory / METRICS_FILE, metrics_bytes)
-        write_bytes_atomic(directory / CONFIG_FILE, config_bytes)
+        replace_directory_atomic(directory, files)
     except OSError as err:
         raise CheckpointError(f"{directory}: cannot write checkpoint: {err.strerror}") from None
     return directory
+
+
+def is_checkpoint(directory: Path) -> bool:
+    """Whether ``directory`` holds a model saved by :func:`save_trained` (and nothing else)."""
+    if not directory.is_dir():
+        return False
+    names = {p.name for p in directory.iterdir()}
+    if not names or not names <= {WEIGHTS_FILE, METRICS_FILE, CONFIG_FILE}:
+        return False
+    try:
+        manifest = read_json(directory / CONFIG_FILE, CheckpointError)
+    except CheckpointError:
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
 
 
 def _read_manifest(directory: Path) -> tuple[MixerConfig, Recipe]:
