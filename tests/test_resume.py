@@ -284,3 +284,26 @@ def test_the_printed_resume_command_completes_the_study(ctrl_c: CtrlC) -> None:
     for t in final:
         if "retry_of" in t.user_attrs:
             assert t.state == TrialState.COMPLETE
+
+
+def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path: Path) -> None:
+    """``kill PID`` (or a scheduler's time limit) mid-trial: the running trials end
+    interrupted, the resume command is printed, no stack dump, no Ray process left."""
+    runs = Searches(tmp_path)
+    try:
+        storage = f"sqlite:///{tmp_path / 'term.db'}"
+        search = runs.start(*search_args(tmp_path, storage, trials=4, epochs=30))
+        wait_for("a trial to train", lambda: training(storage, search) or not search.alive())
+        assert search.alive(), search.stderr()
+        search.process.send_signal(signal.SIGTERM)  # the search process alone, as kill does
+        search.wait(timeout=120)
+        err = search.stderr()
+        assert search.process.returncode == 130, err
+        assert "Traceback" not in err
+        assert re.search(r"^continue with: nas-width search .*--resume", err, re.MULTILINE), err
+        stopped = read_trials(storage, STUDY_NAME)
+        assert not [t.number for t in stopped if t.state == TrialState.RUNNING]
+        assert any(t.user_attrs.get("fail_reason") == INTERRUPTED for t in stopped)
+        assert not search.session_gone(timeout=60), "Ray processes outlived the search"
+    finally:
+        runs.cleanup()

@@ -4,7 +4,8 @@ Everything that can be wrong with the input (study file, budget, space, data, st
 mismatched or existing study, a study another search is running) is checked before Ray starts
 and before any trial is touched.
 
-How a search ends: it returns when the study has its trials. Ctrl-C (SIGINT) stops it cleanly:
+How a search ends: it returns when the study has its trials. Ctrl-C (SIGINT), or SIGTERM while
+trials run, stops it cleanly:
 Ray stops the running trials, which end FAIL as interrupted with their parameters queued again
 (the rule of :func:`~nas_width.search.storage.recover_interrupted`), and :class:`SearchInterrupted`
 is raised, so that ``--resume`` continues where it stopped. A search whose trials keep failing
@@ -412,7 +413,8 @@ def run_search(
             printer = TrialPrinter(echo, target, study, spec.recipe.epochs)
             ray_error: Exception | None = None
             try:
-                failures = _tune(prepared, study, remaining, ray_session, printer)
+                with _sigterm_as_sigint():
+                    failures = _tune(prepared, study, remaining, ray_session, printer)
             except KeyboardInterrupt:  # a second Ctrl-C while Ray was stopping
                 interrupted = []
             except Exception as err:  # Ray itself failed (e.g. its memory monitor killed a worker)
@@ -436,6 +438,30 @@ def run_search(
     if failures:
         raise TooManyFailures(outcome, failures)
     return outcome
+
+
+@contextlib.contextmanager
+def _sigterm_as_sigint() -> Iterator[None]:
+    """A SIGTERM (``kill``, a batch scheduler's time limit) stops the trials as Ctrl-C does:
+    through the SIGINT handler in place (Ray Tune's, while it runs), so that the running trials
+    end interrupted, the study is released and the resume command is printed (main thread
+    only; elsewhere signals are the caller's)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        current = signal.getsignal(signal.SIGINT)
+        if callable(current):
+            current(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
