@@ -237,7 +237,7 @@ def test_a_lease_that_cannot_be_read_does_not_lock_the_study_forever(study: optu
 def test_resume_refuses_shapes_solved_differently(
     study: optuna.Study, stored_attrs: dict[str, object], refused: bool
 ) -> None:
-    for key, value in stored_attrs.items():
+    for key, value in {**stored_attrs, stored.COMPLETE_MARK: "0.1.0"}.items():
         study.set_user_attr(key, value)
     expected = {"budget": None, "space_hash": None, "dataset": None, "pareto": None,
                 "shapes_hash": "aaa", "feasible": {"shapes": 3}}  # fmt: skip
@@ -245,4 +245,13 @@ def test_resume_refuses_shapes_solved_differently(
         with pytest.raises(StorageError, match="shapes solved differently"):
             stored.check_compatible(study, expected)
     else:
+        stored.check_compatible(study, expected)
+
+
+def test_a_study_stopped_while_being_created_is_not_resumed(study: optuna.Study) -> None:
+    """A kill between creating the study and writing its settings left 0-2 of them, and the
+    guard compared only what was there: a resume with another budget or recipe got in."""
+    study.set_user_attr("budget", "params=5k")  # the first setting, then the kill
+    expected = {"budget": "params=9k", "space_hash": None, "dataset": None, "pareto": None}
+    with pytest.raises(StorageError, match=r"was never fully created .*1 of them"):
         stored.check_compatible(study, expected)

@@ -318,11 +318,14 @@ def open_search_study(prepared: Prepared, resume: bool) -> tuple[optuna.Study, s
     except optuna.exceptions.DuplicatedStudyError:  # created by another search just now
         raise exists from None
     lease = stored.acquire_lease(study)
-    for key, value in prepared.study_attrs().items():
+    settings = prepared.study_attrs()
+    mark = settings.pop(stored.COMPLETE_MARK)
+    for key, value in settings.items():
         study.set_user_attr(key, value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(prepared.metrics)
+    study.set_user_attr(stored.COMPLETE_MARK, mark)  # last: the study is whole (resume checks)
     return study, lease
 
 

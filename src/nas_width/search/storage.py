@@ -212,6 +212,11 @@ def _attempt(trial: optuna.trial.FrozenTrial) -> int:
     return int(trial.user_attrs.get("attempt", 2))
 
 
+#: The study setting written last when a search creates a study: without it, the study was
+#: stopped half-made and its other settings cannot be trusted to guard a resume.
+COMPLETE_MARK = "nas_width_version"
+
+
 def check_compatible(study: optuna.Study, expected: dict[str, Any]) -> None:
     """Refuse to continue a study whose budget, space, data set or training recipe differ
     from this search's: its trials would not be comparable.
@@ -220,6 +225,13 @@ def check_compatible(study: optuna.Study, expected: dict[str, Any]) -> None:
     existed still resumes.
     """
     stored = study.user_attrs
+    if COMPLETE_MARK not in stored:
+        raise StorageError(
+            f"study {study.study_name!r} was never fully created (a search stopped while "
+            f"writing its settings; it has {len(stored)} of them): it cannot be resumed. Choose "
+            "another --study-name, or delete it with: optuna delete-study --storage URL "
+            f"--study-name {study.study_name}"
+        )
     refuse = f"study {study.study_name!r} was run with {{}} {{!r}}; this search asks for {{!r}}"
     for key in ("budget", "space_hash", "dataset", "pareto"):
         if key in stored and stored[key] != expected[key]:
