@@ -80,6 +80,7 @@ def test_recovers_both_lines_and_predicts_the_held_out_budget() -> None:
     assert pred.ratio_in_pi is True
     assert pred.accuracy_in_pi is True
     assert pred.best_accuracy_pi[1] - pred.best_accuracy_pi[0] > 0
+    assert 0 <= pred.best_accuracy_pi[0] <= pred.best_accuracy_pi[1] <= 1  # an accuracy
 
 
 def test_a_wrong_law_gives_a_large_held_out_error() -> None:
@@ -230,3 +231,16 @@ def test_cli_bad_input_exits_2_with_one_line(
     assert len(err.strip().splitlines()) == 1
     assert names in err
     assert snapshot(tmp_path) == before
+
+
+def test_accuracy_intervals_stop_at_one() -> None:
+    """Near 100% a straight line in log2(budget) runs past 1; its intervals are clipped."""
+    from dataclasses import replace
+
+    high = {f"{b:g}": (b, [replace(r, accuracy=(r.accuracy or 0) + 0.19) for r in sweep(b)])
+            for b in BUDGETS[:3]}  # fmt: skip
+    pred = scaling(high, predict_at=BUDGETS[0] * 2**8, n_boot=100).prediction
+    assert pred is not None
+    assert pred.best_accuracy > 1  # the line itself is not clipped: it says the trend must end
+    assert pred.best_accuracy_pi[1] == 1.0
+    assert pred.best_accuracy_ci[1] == 1.0

@@ -24,7 +24,8 @@ Two intervals, covering different things:
 - the **bootstrap interval**: trials resampled within each budget and the whole chain redone
   (best per budget, line, extrapolation). It carries the within-budget noise only.
 
-The held-out check is judged against the prediction interval.
+The held-out check is judged against the prediction interval. Accuracy intervals are clipped
+to [0, 1]; the point prediction is not (a line that passes 1 says the trend cannot go on).
 """
 
 from __future__ import annotations
@@ -222,6 +223,12 @@ def _point(
     return point, boot_x / math.log(2.0), boot_acc
 
 
+def _unit(interval: tuple[float, float]) -> tuple[float, float]:
+    """An accuracy interval clipped to [0, 1]: a straight line in log2(budget) does not know
+    that accuracy stops at 1."""
+    return max(0.0, interval[0]), min(1.0, interval[1])
+
+
 def _inside(value: float, interval: tuple[float, float]) -> bool:
     return interval[0] <= value <= interval[1]
 
@@ -321,12 +328,14 @@ def scaling(
         pred_acc = _boot_lines(t, np.column_stack(boot_acc), at)
         ci_r = percentile_ci(pred_ratio, level)
         ratio_ci = (2.0 ** ci_r[0], 2.0 ** ci_r[1])
-        acc_ci = percentile_ci(pred_acc, level)
+        acc_ci = _unit(percentile_ci(pred_acc, level))
         ratio = 2.0 ** (ratio_intercept + ratio_slope * at)
         accuracy = acc_intercept + acc_slope * at
         pi_r = _prediction_interval(t, log_ratio, at, level)
         ratio_pi = (2.0 ** pi_r[0], 2.0 ** pi_r[1])
-        acc_pi = _prediction_interval(t, np.array([p.best_accuracy for p in points]), at, level)
+        acc_pi = _unit(
+            _prediction_interval(t, np.array([p.best_accuracy for p in points]), at, level)
+        )
         observed = None
         if held is not None:
             budget, name, data = held
