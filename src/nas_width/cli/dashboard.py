@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from nas_width.cli._options import StorageOption
 from nas_width.errors import NasWidthError
 from nas_width.search.study import DEFAULT_STORAGE
 
@@ -78,7 +79,7 @@ def check_port(host: str, port: int) -> None:
 
 
 def dashboard(
-    storage: Annotated[str, typer.Option(help="Optuna storage of the study.")] = DEFAULT_STORAGE,
+    storage: StorageOption = DEFAULT_STORAGE,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from nas_width.cli._options import StorageOption, StudyNameOption
 from nas_width.cli._output import check_output
 from nas_width.search.study import DEFAULT_STORAGE
 
@@ -15,10 +16,8 @@ __all__ = ["export"]
 
 
 def export(
-    storage: Annotated[str, typer.Option(help="Optuna storage of the study.")] = DEFAULT_STORAGE,
-    study_name: Annotated[
-        str | None, typer.Option(help="Study in the storage (needed if it holds several).")
-    ] = None,
+    storage: StorageOption = DEFAULT_STORAGE,
+    study_name: StudyNameOption = None,
     trial: Annotated[int | None, typer.Option(help="Trial number [default: the best].")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="File, or - for stdout.")] = Path(
         "best.json"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from nas_width.cli._options import StorageOption, StudyNameOption
 from nas_width.errors import NasWidthError
 from nas_width.search.study import DEFAULT_STORAGE
 
@@ -78,10 +79,8 @@ def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
 
 
 def trials(
-    storage: Annotated[str, typer.Option(help="Optuna storage of the study.")] = DEFAULT_STORAGE,
-    study_name: Annotated[
-        str | None, typer.Option(help="Study in the storage (needed if it holds several).")
-    ] = None,
+    storage: StorageOption = DEFAULT_STORAGE,
+    study_name: StudyNameOption = None,
     best: Annotated[
         bool, typer.Option("--best", help="Only the best trial (highest validation accuracy).")
     ] = False,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from nas_width.cli._options import StorageOption, StudyNameOption
 from nas_width.cli._output import check_output
 from nas_width.errors import NasWidthError
 from nas_width.search.study import DEFAULT_STORAGE
@@ -32,10 +33,8 @@ def _per_kind(
 
 
 def report(
-    storage: Annotated[str, typer.Option(help="Optuna storage of the study.")] = DEFAULT_STORAGE,
-    study_name: Annotated[
-        str | None, typer.Option(help="Study in the storage (needed if it holds several).")
-    ] = None,
+    storage: StorageOption = DEFAULT_STORAGE,
+    study_name: StudyNameOption = None,
     output: Annotated[
         Path, typer.Option("-o", "--output", help="The HTML report to write.")
     ] = Path("report.html"),
