@@ -109,6 +109,7 @@ def _export_variants(directory: Path) -> None:
     variant("recipe-key.json", recipe={**good["recipe"], "lr_max": 1.0})
     variant("mismatch.json", config={**good["config"], "input_shape": [1, 16, 16]})
     variant("diverges.json", recipe={**good["recipe"], "lr": 1e30, "weight_decay": 0})
+    variant("huge.json", config={**good["config"], "channels": 1_000_000_000})
     latin1 = json.dumps(good).replace("synthetic", "sÿnth").encode("latin-1")  # 0xff: no UTF-8
     (directory / "latin1.json").write_bytes(latin1)
     (directory / "deep.json").write_text('{"config": ' + "[" * 100_000)
@@ -184,6 +185,8 @@ TABLE = [
         r"seed must be an integer in \[0, 2\*\*32\), got 99999999999"),
     bad("search-cpus-per-trial-infinite", f"{SEARCH} --budget 5k --cpus-per-trial inf",
         "cpus_per_trial must be a finite number > 0, got inf"),
+    bad("search-cpus-beyond-the-machine", f"{SEARCH} --budget 5k --cpus-per-trial 1e9",
+        r"cpus_per_trial 1e\+09 is more than this machine's \d+ CPUs"),
     bad("search-max-concurrent-negative", f"{SEARCH} --budget 5k --max-concurrent -1",
         "max_concurrent .*got -1$"),
     bad("search-data-dir-missing",
@@ -263,6 +266,8 @@ TABLE = [
     bad("train-device-unknown", "train best.json --device quantum -o run", "'quantum'"),
     bad("train-device-unavailable", "train best.json --device cuda:99 -o run",
         "'cuda:99' is not available"),
+    bad("train-config-too-large", "train huge.json -o run",
+        r"huge\.json: config too large to build and count .*C=1000000000"),
     bad("train-output-is-a-file", "train best.json -o mixer.json", r"'mixer\.json' is a file"),
     bad("train-epochs-negative", "train best.json --epochs -1 -o run", "epochs .*got -1$"),
     bad("train-epochs-not-an-integer", "train best.json --epochs ten -o run", "'ten'"),
@@ -407,3 +412,18 @@ def test_a_damaged_checkpoint_is_one_line_naming_the_file(
     assert message.startswith(str(model / file)), message
     assert named in message
     assert snapshot(tmp_path) == before
+
+
+def test_resources_this_machine_cannot_give_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A private local Ray would keep such trials pending forever (the search hung)."""
+    import torch
+
+    from nas_width.search.runner import check_local_resources
+    from nas_width.search.study import Resources
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(NasWidthError, match="gpus_per_trial 1 is more than this machine's 0 CUDA"):
+        check_local_resources(Resources(gpus_per_trial=1))
+    with pytest.raises(NasWidthError, match="cpus_per_trial 1e\\+09"):
+        check_local_resources(Resources(cpus_per_trial=1e9))
+    check_local_resources(Resources(cpus_per_trial=1))

@@ -13,7 +13,7 @@ from nas_width.config import MixerConfig
 from nas_width.errors import ConfigError
 from nas_width.models import get_config
 
-__all__ = ["count", "stored_elements"]
+__all__ = ["check_size", "count", "stored_elements"]
 
 _SHAPE_HELP = "comma-separated integers, e.g. 3,32,32"
 MAX_ELEMENTS = 1 << 31  # 8 GiB of float32
@@ -40,7 +40,7 @@ def stored_elements(config: MixerConfig) -> int:
     return elements
 
 
-def _check_size(config: MixerConfig) -> None:
+def check_size(config: MixerConfig) -> None:
     """Refuse a config too large to build: fvcore counts a built model."""
     elements = stored_elements(config)
     if elements > MAX_ELEMENTS:
@@ -176,7 +176,7 @@ def count(
     spec = parse_budget(budget, tolerance) if budget is not None else None
     if spec is not None:
         config = solve(config, spec)
-    _check_size(config)
+    check_size(config)
     result = measure(config)
     if as_json:
         payload: dict[str, Any] = {**result.to_dict(), "config": config.to_dict()}

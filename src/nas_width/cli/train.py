@@ -90,6 +90,12 @@ def train(
 
     export = read_export(exported)
     config, recipe, ds, provenance = export.config, export.recipe, export.dataset, export.provenance
+    from nas_width.cli.count import check_size
+
+    try:
+        check_size(config)  # before any data is read: an allocator error is no message
+    except ConfigError as err:
+        raise ConfigError(f"{exported}: {err}") from None
     if epochs is not None:  # a shorter run keeps at most its own length of warm-up
         recipe = recipe.replace(epochs=epochs, warmup_epochs=min(recipe.warmup_epochs, epochs))
     if output is None:  # the name comes from a file: never a path out of runs/

@@ -32,7 +32,7 @@ from nas_width.budget import Budget, parse_budget
 from nas_width.budget.solve import _human
 from nas_width.config import MixerConfig
 from nas_width.data import Splits, load_dataset
-from nas_width.errors import BudgetError
+from nas_width.errors import BudgetError, ConfigError
 from nas_width.search import storage as stored
 from nas_width.search.ray_session import RaySession, cluster_address
 from nas_width.search.space import (
@@ -362,6 +362,32 @@ def summarize(study: optuna.Study, prepared: Prepared) -> SearchOutcome:
     )
 
 
+def check_local_resources(resources: Any) -> None:
+    """Refuse per-trial resources this machine cannot give (a private local Ray has its CPUs
+    and CUDA devices): Ray would keep such trials pending forever, silently. A cluster's
+    resources are the cluster's to judge.
+
+    Raises:
+        ConfigError: naming the resource, what was asked and what the machine has.
+    """
+    import os
+
+    import torch
+
+    cpus = os.cpu_count() or 1
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if resources.cpus_per_trial > cpus:
+        raise ConfigError(
+            f"cpus_per_trial {resources.cpus_per_trial:g} is more than this machine's {cpus} "
+            "CPUs (join a cluster with --address for more)"
+        )
+    if resources.gpus_per_trial > gpus:
+        raise ConfigError(
+            f"gpus_per_trial {resources.gpus_per_trial:g} is more than this machine's {gpus} "
+            "CUDA GPUs (join a cluster with --address for more)"
+        )
+
+
 def run_search(
     prepared: Prepared,
     *,
@@ -385,6 +411,8 @@ def run_search(
     start = time.perf_counter()
     spec = prepared.spec
     target = int(spec.trials)
+    if not cluster_address(address):
+        check_local_resources(spec.resources)
     ray_session = RaySession(address)
     # A cluster that cannot be joined is refused before any study exists; a private local Ray
     # starts on a thread while a new study opens (a resumed one may have nothing left to run).
