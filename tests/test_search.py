@@ -323,3 +323,17 @@ def test_tuned_search_keeps_each_shapes_best_learning_rate_on_validation(tmp_pat
     untuned.write_text(path.read_text().split("[tune]")[0])
     with pytest.raises(StorageError, match="tune"):  # resuming it without tuning is refused
         search(untuned, resume=True, study_name=study.study_name)
+
+
+def test_a_study_name_with_dots_keeps_rays_files_in_its_temporary_directory(
+    tmp_path: Path,
+) -> None:
+    import tempfile
+    import uuid
+
+    escape = f"nas-width-escape-{uuid.uuid4().hex[:8]}"
+    path = write_study(tmp_path, trials=1)
+    outcome = search(path, study_name=f"../{escape}")
+    assert outcome.states["COMPLETE"] == 1
+    assert not (Path(tempfile.gettempdir()) / escape).exists()
+    assert stored(path).study_name == f"../{escape}"  # the study keeps the name it was given

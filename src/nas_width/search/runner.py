@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
 import signal
 import tempfile
 import threading
@@ -362,6 +363,12 @@ def summarize(study: optuna.Study, prepared: Prepared) -> SearchOutcome:
     )
 
 
+def _run_name(study_name: str) -> str:
+    """The study name as a folder name for Ray's experiment directory: a name with ``../``
+    made Ray write its experiment (a pickle among it) outside its temporary directory."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", study_name).lstrip(".") or "study"
+
+
 def check_local_resources(resources: Any) -> None:
     """Refuse per-trial resources this machine cannot give (a private local Ray has its CPUs
     and CUDA devices): Ray would keep such trials pending forever, silently. A cluster's
@@ -556,7 +563,7 @@ def _tune(
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(
-                name=prepared.study_name,
+                name=_run_name(prepared.study_name),
                 storage_path=results,
                 verbose=0,
                 callbacks=[printer],
