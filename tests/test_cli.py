@@ -85,6 +85,15 @@ def test_fewer_epochs_than_the_studys_warmup_scale_the_warmup_down() -> None:
     assert _overrides(spec, epochs=10).recipe.warmup_epochs == spec.recipe.warmup_epochs
 
 
+def test_help_keeps_the_defaults_written_in_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    """Rich markup ate "[default: the best]" ("Trial number ."): the brackets are escaped."""
+    code, out, _ = invoke(capsys, "export", "--help")
+    assert code == 0
+    assert "Trial number [default: the best]." in out
+    code, out, _ = invoke(capsys, "train", "--help")
+    assert "cpu or cuda [default: best]." in out
+
+
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
     import nas_width
 

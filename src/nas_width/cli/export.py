@@ -18,7 +18,7 @@ __all__ = ["export"]
 def export(
     storage: StorageOption = DEFAULT_STORAGE,
     study_name: StudyNameOption = None,
-    trial: Annotated[int | None, typer.Option(help="Trial number [default: the best].")] = None,
+    trial: Annotated[int | None, typer.Option(help="Trial number \\[default: the best].")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="File, or - for stdout.")] = Path(
         "best.json"
     ),

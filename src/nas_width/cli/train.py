@@ -66,10 +66,10 @@ def read_export(path: Path) -> Exported:
 def train(
     exported: Annotated[Path, typer.Argument(metavar="BEST.json", help="From nas-width export.")],
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Directory [default: runs/STUDY-tN].")
+        Path | None, typer.Option("-o", "--output", help="Directory \\[default: runs/STUDY-tN].")
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda [default: best].")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda \\[default: best].")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Data path (cifar, stl10, npz).")] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a model already in the output.")
