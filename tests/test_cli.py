@@ -92,6 +92,8 @@ def test_help_keeps_the_defaults_written_in_brackets(capsys: pytest.CaptureFixtu
     assert "Trial number [default: the best]." in out
     code, out, _ = invoke(capsys, "train", "--help")
     assert "cpu or cuda [default: best]." in out
+    code, out, _ = invoke(capsys, "count", "--help")
+    assert "Usage: nas-width count [OPTIONS] [CONFIG.json]" in out  # was [[CONFIG.json]]
 
 
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -111,7 +111,7 @@ def count(
     config_file: Annotated[
         Path | None,
         typer.Argument(
-            metavar="[CONFIG.json]", help="JSON file of MixerConfig fields, or a nas-width export."
+            metavar="CONFIG.json", help="JSON file of MixerConfig fields, or a nas-width export."
         ),
     ] = None,
     model: Annotated[
