@@ -255,3 +255,21 @@ def test_a_study_stopped_while_being_created_is_not_resumed(study: optuna.Study)
     expected = {"budget": "params=9k", "space_hash": None, "dataset": None, "pareto": None}
     with pytest.raises(StorageError, match=r"was never fully created .*1 of them"):
         stored.check_compatible(study, expected)
+
+
+def test_a_storage_file_this_user_cannot_write_is_refused_before_a_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite said so only at the first write, as a traceback mid-search (root may write
+    anywhere, so the permission is stubbed)."""
+    db = tmp_path / "s.db"
+    db.write_bytes(b"")
+    url = f"sqlite:///{db}"
+    stored.check_writable(url)
+    stored.check_writable("postgresql://u@127.0.0.1:1/x")  # a server's own to refuse
+    monkeypatch.setattr(stored.os, "access", lambda path, mode: Path(path) != db)
+    with pytest.raises(StorageError, match=r"s\.db' is not writable by this user"):
+        stored.check_writable(url)
+    monkeypatch.setattr(stored.os, "access", lambda path, mode: Path(path) != tmp_path)
+    with pytest.raises(StorageError, match=r"directory .* is not writable by this user"):
+        stored.check_writable(url)

@@ -300,6 +300,7 @@ def open_search_study(prepared: Prepared, resume: bool) -> tuple[optuna.Study, s
     import optuna
 
     url, name = prepared.spec.storage, prepared.study_name
+    stored.check_writable(url)
     if resume:
         study = stored.load_study(url, name)
         stored.check_compatible(study, prepared.study_attrs())

@@ -132,6 +132,25 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
     raise AssertionError("unreachable")
 
 
+def check_writable(url: str) -> None:
+    """Refuse a SQLite or journal file (or its directory) this user cannot write, before a
+    search touches it: SQLite says so only at the first write, as a traceback mid-search.
+
+    Raises:
+        StorageError: naming the storage and the path.
+    """
+    path = _sqlite_path(url) or _journal_path(url)
+    if path is None:
+        return  # a database server: its permissions are the server's to refuse
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StorageError(f"storage {url!r}: {str(path)!r} is not writable by this user")
+    # SQLite writes a journal beside the file; a new file needs the directory too.
+    if path.parent.is_dir() and not os.access(path.parent, os.W_OK | os.X_OK):
+        raise StorageError(
+            f"storage {url!r}: directory {str(path.parent)!r} is not writable by this user"
+        )
+
+
 def _engine_kwargs(url: str) -> dict[str, Any]:
     # A dashboard may read the SQLite file while the search writes: wait for its locks.
     return {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}
