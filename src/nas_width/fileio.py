@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from contextlib import suppress
@@ -30,6 +31,7 @@ __all__ = [
     "plain_json",
     "read_json",
     "replace_directory_atomic",
+    "safe_name",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -73,8 +75,11 @@ def replace_directory_atomic(directory: Path, files: dict[str, bytes]) -> None:
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # what mkdir gives; mkdtemp's is 0700
-        for name, data in files.items():
-            write_bytes_atomic(tmp / name, data)
+        for name, data in files.items():  # the directory is private until renamed
+            with open(tmp / name, "wb") as handle:  # the mode a plain open gives
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
         if directory.exists():
             aside = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.",
                                           suffix=".old"))  # fmt: skip
@@ -106,6 +111,13 @@ def _fsync_directory(path: Path) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def safe_name(text: str, default: str) -> str:
+    """``text`` as one file or folder name: runs of characters other than letters, digits,
+    ``.``, ``_`` and ``-`` become ``_`` and leading dots go, so that ``../x`` cannot leave the
+    folder it is joined to (``default`` when nothing is left)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).lstrip(".") or default
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -133,9 +133,9 @@ def studies(
     rows = []
     for summary in summaries:
         study = optuna.load_study(study_name=summary.study_name, storage=store)
-        states = [t.state.name for t in study.get_trials(deepcopy=False)]
-        values = [t.values[0] for t in study.get_trials(deepcopy=False)
-                  if t.state.name == "COMPLETE" and t.values]  # fmt: skip
+        found = study.get_trials(deepcopy=False)
+        states = [t.state.name for t in found]
+        values = [t.values[0] for t in found if t.state.name == "COMPLETE" and t.values]
         attrs = summary.user_attrs
         rows.append({
             "study": summary.study_name, "budget": attrs.get("budget"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +12,7 @@ import typer
 from nas_width.cli._output import check_output
 from nas_width.config import MixerConfig
 from nas_width.errors import ConfigError, NasWidthError
-from nas_width.fileio import loads_json
+from nas_width.fileio import loads_json, safe_name
 from nas_width.search.study import DatasetSpec
 from nas_width.tomlfile import check_keys, read_text
 from nas_width.train.recipe import Recipe
@@ -100,7 +99,7 @@ def train(
         recipe = recipe.replace(epochs=epochs, warmup_epochs=min(recipe.warmup_epochs, epochs))
     if output is None:  # the name comes from a file: never a path out of runs/
         name = f"{provenance.get('study', 'model')}-t{provenance.get('trial', 0)}"
-        output = Path("runs") / (re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".") or "model")
+        output = Path("runs") / safe_name(name, "model")
     check_output(output, directory=True)
     if output.is_dir() and any(output.iterdir()):
         if not is_checkpoint(output):

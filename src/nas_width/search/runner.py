@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import re
 import signal
 import tempfile
 import threading
@@ -34,6 +33,7 @@ from nas_width.budget.solve import _human
 from nas_width.config import MixerConfig
 from nas_width.data import Splits, load_dataset
 from nas_width.errors import BudgetError, ConfigError
+from nas_width.fileio import safe_name
 from nas_width.search import storage as stored
 from nas_width.search.ray_session import RaySession, cluster_address
 from nas_width.search.space import (
@@ -364,12 +364,6 @@ def summarize(study: optuna.Study, prepared: Prepared) -> SearchOutcome:
     )
 
 
-def _run_name(study_name: str) -> str:
-    """The study name as a folder name for Ray's experiment directory: a name with ``../``
-    made Ray write its experiment (a pickle among it) outside its temporary directory."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", study_name).lstrip(".") or "study"
-
-
 def check_local_resources(resources: Any) -> None:
     """Refuse per-trial resources this machine cannot give (a private local Ray has its CPUs
     and CUDA devices): Ray would keep such trials pending forever, silently. A cluster's
@@ -564,7 +558,7 @@ def _tune(
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(
-                name=_run_name(prepared.study_name),
+                name=safe_name(prepared.study_name, "study"),  # a ../ name left Ray's folder
                 storage_path=results,
                 verbose=0,
                 callbacks=[printer],
