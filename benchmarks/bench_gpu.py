@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from nas_width.data import load_dataset
 from nas_width.models import create_model, get_config
-from nas_width.search.study import load_study
+from nas_width.search.study import load_spec
 from nas_width.train import fit
 
 #: Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) by a substring of the device name.
@@ -171,7 +171,7 @@ def pack_child(args: argparse.Namespace) -> None:
     config = get_config("mixer_ss8")
     if args.quick:
         config = config.replace(channels=32, depth=2)
-    recipe = load_study("cifar10").recipe.replace(
+    recipe = load_spec("cifar10").recipe.replace(
         epochs=args.epochs, warmup_epochs=min(1, args.epochs - 1)
     )
     seconds = []

@@ -77,7 +77,7 @@ import torch
 from _machine import cpu_model, load_average
 from nas_width.config import MixerConfig
 from nas_width.data import load_dataset
-from nas_width.search.study import load_study
+from nas_width.search.study import load_spec
 from nas_width.train import EpochReport, Recipe, fit
 
 PLAIN = "plain Optuna"
@@ -347,7 +347,7 @@ def plain_child(job_file: Path, out_file: Path) -> None:
     source = optuna.load_study(study_name=job["source"], storage=job["storage"])
     recipe = Recipe.from_dict(source.user_attrs["recipe"])
     ds = source.user_attrs["dataset"]
-    threads = max(1, int(load_study(job["study"]).resources.cpus_per_trial))
+    threads = max(1, int(load_spec(job["study"]).resources.cpus_per_trial))
     done = [
         t
         for t in sorted(source.get_trials(deepcopy=False), key=lambda t: t.number)
@@ -407,11 +407,11 @@ def ray_probe(study: str, budget: str, out_file: Path) -> None:
     """
     import ray
 
+    from nas_width.search.prepare import prepare
     from nas_width.search.ray_session import init_ray
-    from nas_width.search.runner import prepare
 
     clock = time.perf_counter()
-    prepared = prepare(load_study(study), budget)
+    prepared = prepare(load_spec(study), budget)
     prepare_s = time.perf_counter() - clock
     data = prepared.data
     tensors = (data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test)

@@ -25,9 +25,9 @@ Definitions:
 * *First observed within*: the simpler measure, the first trial whose observed accuracy is
   >= best - 0.005 (a lucky replicate of a worse shape counts).
 
-Samplers are built by nas-width's own ``_sampler`` (``nas_width.search.runner``): TPE (``ShapeTPE``,
-a TPE over the shapes' features, which the stored trials' ``config`` attributes give) or
-Optuna's RandomSampler, seeded, wrapped in ``UntriedShapes``; "grid"
+Samplers are built by nas-width's own ``make_sampler`` (``nas_width.search.sampler``): TPE
+(``ShapeTPE``, a TPE over the shapes' features, which the stored trials' ``config``
+attributes give) or Optuna's RandomSampler, seeded, wrapped in ``UntriedShapes``; "grid"
 is ``UntriedShapes`` over RandomSampler, a seeded random order without repeats, so in nas-width
 "random" and "grid" are the same sampler and their rows agree. Each replay drives an in-memory
 Optuna study sequentially with ask and tell, reporting every epoch's accuracy as an intermediate
@@ -70,7 +70,7 @@ import optuna
 from optuna.trial import TrialState
 
 from nas_width.config import MixerConfig
-from nas_width.search.runner import _sampler
+from nas_width.search.sampler import make_sampler
 from nas_width.search.study import Asha, StudySpec
 
 DEFAULT_DB = Path("/work/experiments/sweeps.db")
@@ -236,7 +236,7 @@ def replay(grid: Grid, sampler: str, asha: Asha | None, seed: int) -> Replay:
     }
     study = optuna.create_study(
         direction="maximize",
-        sampler=_sampler(StudySpec("replay", sampler=sampler, seed=seed), grid.configs),
+        sampler=make_sampler(StudySpec("replay", sampler=sampler, seed=seed), grid.configs),
     )
     rungs = None
     if asha is not None:

@@ -54,7 +54,7 @@ from _machine import cpu_model, load_average, matmul_gflops
 from nas_width import MixerConfig, build_model, measure, solve
 from nas_width.budget import parse_budget
 from nas_width.data import Splits, load_dataset
-from nas_width.search.study import load_study
+from nas_width.search.study import load_spec
 from nas_width.train import EpochReport, Recipe, fit, make_optimizer
 
 LOOPS = ("nas-width fit", "DataLoader loop")
@@ -124,7 +124,7 @@ def workloads(quick: bool) -> list[Workload]:
 
 def recipe_for(study: str, epochs: int) -> Recipe:
     """The study's recipe for ``epochs`` epochs, without augmentation (the loop has none)."""
-    recipe = load_study(study).recipe
+    recipe = load_spec(study).recipe
     return recipe.replace(
         epochs=epochs, warmup_epochs=min(recipe.warmup_epochs, epochs), augment="none"
     )

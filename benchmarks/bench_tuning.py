@@ -35,7 +35,7 @@ from _machine import cpu_model, load_average
 from nas_width.budget import parse_budget
 from nas_width.data import load_dataset
 from nas_width.search.space import load_space
-from nas_width.search.study import load_study
+from nas_width.search.study import load_spec
 from nas_width.train import Training, Tuning, successive_halving
 
 
@@ -59,7 +59,7 @@ def from_studies(storage: str, names: list[str]) -> list[dict[str, Any]]:
 
 def one_shape(tokens: int, rounds: int, quick: bool) -> dict[str, Any]:
     """Wall seconds of one shape trained tuned (the study's grid) and untuned."""
-    spec = load_study("mnist1d-sweep")
+    spec = load_spec("mnist1d-sweep")
     options = {"num_samples": 600, "test_samples": 100} if quick else spec.dataset.options
     data = load_dataset("mnist1d", **options)
     recipe = spec.recipe.replace(epochs=3, warmup_epochs=1) if quick else spec.recipe

@@ -34,6 +34,7 @@ def small_config(mixing: str = "mixer", **overrides: object) -> MixerConfig:
         "mixing": mixing,
     }
     fields.update(overrides)
+    # The bad-config tests pass invalid fields on purpose, for MixerConfig to refuse at run time.
     return MixerConfig(**fields)  # type: ignore[arg-type]
 
 

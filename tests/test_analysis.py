@@ -12,6 +12,7 @@ import math
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import TypedDict
 
 import numpy as np
 import pytest
@@ -21,7 +22,16 @@ from nas_width.analysis._resample import average_ranks, kendall_rows, spearman_r
 
 OMEGA = 20_000.0
 TOKENS = (2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96)
-FAST = {"n_boot": 1000, "n_perm": 1000}
+
+
+class Resamples(TypedDict):
+    """The keyword arguments of :func:`analyze` that set the resample counts."""
+
+    n_boot: int
+    n_perm: int
+
+
+FAST: Resamples = {"n_boot": 1000, "n_perm": 1000}
 
 
 def solve_c(S: int, omega: float = OMEGA) -> int:
@@ -41,7 +51,7 @@ def make_records(
 ) -> list[TrialRecord]:
     """One COMPLETE record per (shape, seed): accuracy(S, C) + Gaussian noise."""
     rng = np.random.default_rng(rng_seed)
-    records = []
+    records: list[TrialRecord] = []
     for S in tokens:
         C = solve_c(S)
         for seed in seeds:
@@ -313,12 +323,12 @@ def test_rank_statistics_match_scipy() -> None:
 
 def test_records_from_study() -> None:
     optuna = pytest.importorskip("optuna")
-    from optuna.distributions import CategoricalDistribution
+    from optuna.distributions import BaseDistribution, CategoricalDistribution
     from optuna.trial import TrialState, create_trial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     keys = ["mixer-S16-p2x2-gt2-gc4-d2", "mixer-S4-p4x4-gt2-gc4-d2"]
-    dist = {"shape": CategoricalDistribution(keys)}
+    dist: dict[str, BaseDistribution] = {"shape": CategoricalDistribution(keys)}
     study = optuna.create_study(direction="maximize")
 
     def attrs(S: int, C: int, seed: int) -> dict[str, object]:

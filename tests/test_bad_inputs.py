@@ -63,11 +63,11 @@ CONFIG = {"input_shape": [1, 8, 8], "patch": [2, 2], "channels": 8, "depth": 1, 
 
 def _write_study(path: Path, name: str, states: list[TrialState]) -> None:
     """A study as ``nas-width search`` stores it, with one trial per state, written directly."""
-    from nas_width.search.runner import prepare
+    from nas_width.search.prepare import prepare
     from nas_width.search.searcher import shape_attrs
-    from nas_width.search.study import load_study
+    from nas_width.search.study import load_spec
 
-    spec = load_study("tiny.toml").replace(storage=f"sqlite:///{path}")
+    spec = load_spec("tiny.toml").replace(storage=f"sqlite:///{path}")
     prepared = prepare(spec, "5k", name)
     study = optuna.create_study(study_name=name, storage=spec.storage)
     for key, value in prepared.study_attrs().items():
@@ -89,6 +89,23 @@ def _write_study(path: Path, name: str, states: list[TrialState]) -> None:
                 user_attrs=attrs,
             )
         )  # fmt: skip
+
+
+def _damaged_storages(directory: Path) -> None:
+    """The good study as a journal whose last record a crash cut off, as one with a line that
+    is not JSON, and as a SQLite file whose pages were overwritten."""
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    whole = directory / "whole.log"
+    journal = JournalStorage(JournalFileBackend(str(whole)))
+    optuna.copy_study(from_study_name=STUDY_NAME, from_storage=S_GOOD, to_storage=journal)
+    records = whole.read_bytes().splitlines(keepends=True)
+    (directory / "cut.log").write_bytes(b"".join(records[:-1]) + records[-1][:-9])
+    (directory / "garbled.log").write_bytes(b"".join([*records[:2], b"{not json\n", *records[2:]]))
+    whole.unlink()
+    damaged = bytearray((directory / "good.db").read_bytes())
+    damaged[4096:] = b"\xa5" * (len(damaged) - 4096)  # every page after the first
+    (directory / "damaged.db").write_bytes(bytes(damaged))
 
 
 def _export_variants(directory: Path) -> None:
@@ -129,6 +146,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         foreign = optuna.create_study(study_name="foreign", storage=S_FOREIGN)
         foreign.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
         _export_variants(directory)
+        _damaged_storages(directory)
     (directory / "mixer.json").write_text(json.dumps(CONFIG))
     (directory / "adir").mkdir()
     (directory / "space-unclosed.toml").write_text('name = "x"\nmixing = ["mixer"\n')
@@ -163,8 +181,10 @@ class Bad:
 
 
 def bad(case_id: str, command: str, named: str, *, real: bool = False) -> Any:
-    """A case of the table; ``command`` is split at spaces (no argument holds one)."""
-    return pytest.param(Bad(tuple(command.split()), named, real), id=case_id)
+    """A case of the table; ``command`` is split at spaces (no argument holds one). A real
+    subprocess takes seconds: those cases are marked slow."""
+    marks = [pytest.mark.slow] if real else []
+    return pytest.param(Bad(tuple(command.split()), named, real), id=case_id, marks=marks)
 
 
 REAL = True
@@ -280,6 +300,28 @@ TABLE = [
     bad("report-output-under-a-file", f"report --storage {S_GOOD} -o best.json/r.html",
         r"'best\.json' is not a directory"),
     bad("report-storage-unreachable", f"report --storage {POSTGRES} -o r.html", UNREACHABLE),
+    # a cluster that cannot be joined: refused at once (Ray retried for ever), nothing stored
+    bad("search-address-unreachable", f"{SEARCH} --budget 5k --address 127.0.0.1:1",
+        r"cannot join the Ray cluster at '127\.0\.0\.1:1': nothing accepts a connection at "
+        r"127\.0\.0\.1:1 \(Connection refused\)", real=REAL),
+    bad("search-client-address-unreachable", f"{SEARCH} --budget 5k --address ray://127.0.0.1:1",
+        r"'ray://127\.0\.0\.1:1': nothing accepts a connection"),
+    # damaged storage files: refused before anything is written to them
+    bad("search-resume-journal-cut-off", f"search --study tiny.toml --storage journal:cut.log "
+        f"--budget 5k --resume --study-name {STUDY_NAME}",
+        r"'journal:cut\.log' is damaged: its last record \(line \d+\) is cut off.*head -n \d+ "
+        r"cut\.log > fixed\.log", real=REAL),
+    bad("search-new-study-in-a-cut-off-journal", "search --study tiny.toml --storage "
+        "journal:cut.log --budget 5k --study-name another", r"'journal:cut\.log' is damaged"),
+    bad("search-resume-journal-garbled", f"search --study tiny.toml --storage "
+        f"journal:garbled.log --budget 5k --resume --study-name {STUDY_NAME}",
+        r"'journal:garbled\.log' is damaged: record 3 is not JSON.*head -n 2 "),
+    bad("search-resume-sqlite-damaged", f"search --study tiny.toml --storage "
+        f"sqlite:///damaged.db --budget 5k --resume --study-name {STUDY_NAME}",
+        r"'sqlite:///damaged\.db' (is damaged: SQLite finds .*\.recover|is not an Optuna study)",
+        real=REAL),
+    bad("report-saving-into-a-cut-off-journal", "report --storage journal:cut.log -o r.html",
+        r"'journal:cut\.log' is damaged"),
     bad("report-journal-over-sqlite", "report --storage journal:good.db -o r.html",
         r"'journal:good\.db'"),
     # dashboard: ports, hosts, storages
@@ -418,7 +460,7 @@ def test_resources_this_machine_cannot_give_are_refused(monkeypatch: pytest.Monk
     """A private local Ray would keep such trials pending forever (the search hung)."""
     import torch
 
-    from nas_width.search.runner import check_local_resources
+    from nas_width.search.prepare import check_local_resources
     from nas_width.search.study import Resources
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

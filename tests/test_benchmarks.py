@@ -31,7 +31,7 @@ def test_quick_throughput_benchmark_runs_and_compares_with_the_peer(tmp_path: Pa
 def _synthetic_sweeps(path: Path) -> None:
     """A tiny sweeps db: 4 shapes x 3 seeds with per-epoch accuracies, and a running study."""
     import optuna
-    from optuna.distributions import CategoricalDistribution
+    from optuna.distributions import BaseDistribution, CategoricalDistribution
     from optuna.trial import TrialState, create_trial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -43,7 +43,7 @@ def _synthetic_sweeps(path: Path) -> None:
     grid.set_user_attr("dataset", {"name": "toy"})
     grid.set_user_attr("budget", "flops=50k")
     grid.set_user_attr("feasible", {"shapes": len(keys)})
-    distributions = {"shape": CategoricalDistribution(keys)}
+    distributions: dict[str, BaseDistribution] = {"shape": CategoricalDistribution(keys)}
     for i, key in enumerate(keys):
         final = 0.5 + 0.1 * (i // 3) + 0.002 * (i % 3)  # shapes 0.1 apart, seeds 0.002
         grid.add_trial(
@@ -116,7 +116,7 @@ def test_quick_orchestration_benchmark_compares_search_and_plain_optuna(tmp_path
 
     out = tmp_path / "orchestration.json"
     table = _run_quick("bench_orchestration.py", out, "--running-ray")
-    runs = ("plain Optuna", "search, 2 at once", "search, 1 at once")
+    runs: tuple[str, ...] = ("plain Optuna", "search, 2 at once", "search, 1 at once")
     runs += ("search, 1 at once, Ray running",)  # joins a head the benchmark started
     for run in runs:
         assert any(line.startswith(f"| {run} |") for line in table), table
@@ -131,6 +131,7 @@ def test_quick_orchestration_benchmark_compares_search_and_plain_optuna(tmp_path
     assert {"prepare_s", "ray_init_s", "put_s", "get_s"} <= set(result["probe"])
 
 
+@pytest.mark.slow
 def test_quick_trial_benchmark_compares_fit_with_a_dataloader_loop(tmp_path: Path) -> None:
     import json
 

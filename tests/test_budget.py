@@ -65,7 +65,7 @@ def test_paper_closed_forms(kind: str, gamma: float, grid: tuple[int, int], chan
     connections (= mixing FLOPs), densities 1/C and 1/S; Monarch stores every connection."""
     cfg = MixerConfig(
         input_shape=(1, 2 * grid[0], 2 * grid[1]), patch=(2, 2), channels=channels,
-        depth=2, gamma_token=gamma, gamma_channel=gamma, mixing=kind,  # type: ignore[arg-type]
+        depth=2, gamma_token=gamma, gamma_channel=gamma, mixing=kind,
     )  # fmt: skip
     S, C, d = cfg.tokens, channels, cfg.depth
     got = measure(cfg)

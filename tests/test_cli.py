@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,9 +76,9 @@ def test_fewer_epochs_than_the_studys_warmup_scale_the_warmup_down() -> None:
     """--epochs 1 on a study whose warm-up is 2 epochs of 25 keeps the warm-up's share (the
     user never set it); a warm-up that fits is left as the study file has it."""
     from nas_width.cli.search import _overrides
-    from nas_width.search import load_study
+    from nas_width.search import load_spec
 
-    spec = load_study("digits")
+    spec = load_spec("digits")
     assert spec.recipe.warmup_epochs > 1
     quick = _overrides(spec, epochs=1).recipe
     assert quick.epochs == 1
@@ -182,3 +183,42 @@ def test_import_does_not_load_orchestration_or_plotting() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow_notes", "passes"),
+    [
+        ("GET", "/api/studies", False, True),
+        ("HEAD", "/", False, True),
+        ("DELETE", "/api/studies/1", False, False),
+        ("DELETE", "/api/studies/1", True, False),
+        ("POST", "/api/trials/3/tell", True, False),
+        ("POST", "/api/studies/1/rename", True, False),
+        ("PUT", "/api/studies/1/note", False, False),
+        ("PUT", "/api/studies/1/note", True, True),
+        ("PUT", "/api/studies/1/7/note", True, True),
+        ("PUT", "/api/studies/1/note/../../2", True, False),
+        ("PUT", "/api/studies/1/preference_feedback_component", True, False),
+    ],
+)
+def test_the_dashboard_refuses_writes_but_notes_when_allowed(
+    method: str, path: str, allow_notes: bool, passes: bool
+) -> None:
+    from nas_width.cli.dashboard import read_only
+
+    reached: list[str] = []
+    statuses: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        reached.append(environ["PATH_INFO"])
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    guarded = read_only(app, allow_notes)
+    body = b"".join(guarded(
+        {"REQUEST_METHOD": method, "PATH_INFO": path},
+        lambda status, headers: statuses.append(status),
+    ))  # fmt: skip
+    assert (reached == [path]) is passes
+    assert statuses == (["200 OK"] if passes else ["403 Forbidden"])
+    assert passes or b"read-only" in body

@@ -228,7 +228,7 @@ def test_export_a_chosen_trial_to_stdout(
     for trial in searched.stored().trials:
         code, out, err = invoke(
             capsys, "export", "--storage", searched.storage, "--study-name", STUDY_NAME,
-            "--trial", trial.number, "-o", "-",
+            "--trial", str(trial.number), "-o", "-",
         )  # fmt: skip
         assert (code, err) == (0, ""), err
         payload = json.loads(out)
@@ -279,11 +279,11 @@ def test_dashboard_serves_the_stored_study(searched: Searched, tmp_path: Path) -
         )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(delete, timeout=10)
-        assert refused.value.code == 405
+        assert refused.value.code == 403
         assert "read-only" in refused.value.read().decode()
         assert searched.stored().study_name == STUDY_NAME  # still there
         second = cli(
-            tmp_path, "dashboard", "--storage", searched.storage, "--port", port, timeout=60
+            tmp_path, "dashboard", "--storage", searched.storage, "--port", str(port), timeout=60
         )
         assert (second.returncode, second.stdout) == (2, ""), second.stderr
         assert second.stderr.count("\n") == 1, second.stderr
@@ -330,7 +330,7 @@ def test_dashboard_on_a_port_in_use_exits_2_naming_it(
     (tmp_path / "d.db").write_bytes(empty_db)
     before = snapshot(tmp_path)
     code, out, err = invoke(
-        capsys, "dashboard", "--storage", f"sqlite:///{tmp_path / 'd.db'}", "--port", busy_port
+        capsys, "dashboard", "--storage", f"sqlite:///{tmp_path / 'd.db'}", "--port", str(busy_port)
     )
     assert (code, out) == (2, "")
     assert len(err.splitlines()) == 1, err
@@ -524,18 +524,20 @@ def test_resume_with_another_recipe_is_refused(
 ) -> None:
     """Trials trained for another number of epochs are not comparable: --resume --epochs N with
     a different N exits 2 with one line, before Ray starts and without touching the study."""
-    from nas_width.search.runner import open_search_study, prepare
-    from nas_width.search.study import load_study
+    from nas_width.search.opening import open_search_study
+    from nas_width.search.prepare import prepare
+    from nas_width.search.study import load_spec
 
     study_file, stored = write_study(tmp_path), tmp_path / "stored"
     stored.mkdir()
-    spec = load_study(str(study_file)).replace(storage=f"sqlite:///{stored / 'study.db'}")
+    spec = load_spec(str(study_file)).replace(storage=f"sqlite:///{stored / 'study.db'}")
     _, lease = open_search_study(prepare(spec, BUDGET), resume=False)  # the stored study
     lease.release()
     _, lease = open_search_study(prepare(spec, BUDGET), resume=True)  # same recipe: accepted
     lease.release()
     before = snapshot(stored)
-    args = ["search", "--study", study_file, "--budget", BUDGET, "--storage", spec.storage]
+    args: list[str | Path] = ["search", "--study", study_file, "--budget", BUDGET]
+    args += ["--storage", spec.storage]
     code, _, err = invoke(capsys, *args, "--resume", "--epochs", str(EPOCHS + 3))
     assert code == 2, err
     assert err.count("\n") == 1, err

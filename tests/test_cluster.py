@@ -322,6 +322,22 @@ def test_search_without_the_token_names_the_cluster_and_what_to_set(
     assert stored_trials(tmp_path) == []
 
 
+def test_search_refuses_resources_no_node_of_the_cluster_has(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Ray would keep such trials pending for ever; the search asks the cluster first."""
+    search = start_search(
+        cluster, tmp_path, "--address", cluster.address, "--trials", "1", "--gpus-per-trial", "1"
+    )
+    with killed_at_exit(search):
+        search.wait(timeout=PATIENCE_S)
+    err = (tmp_path / "err").read_text()
+    assert search.returncode == 2, err
+    assert err.count("\n") == 1, err
+    assert "gpus_per_trial 1 is more than any node of the Ray cluster has (the most on one " in err
+    assert not (tmp_path / "study.db").exists() or stored_trials(tmp_path) == []
+
+
 PLUGIN = """
 import json, sys
 import ray

@@ -9,7 +9,7 @@ import pickle
 import random
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pytest
@@ -148,10 +148,11 @@ def test_synthetic_is_learnable_by_a_small_mixer() -> None:
             logits = model(splits.x_train[i : i + 32])
             loss = torch.nn.functional.cross_entropy(logits, splits.y_train[i : i + 32])
             model.zero_grad()
-            loss.backward()
+            torch.autograd.backward(loss)  # loss.backward(), which torch leaves untyped
             with torch.no_grad():
                 for p in model.parameters():
-                    p -= 0.1 * p.grad
+                    assert p.grad is not None
+                    p.sub_(0.1 * p.grad)
     with torch.no_grad():
         accuracy = (model(splits.x_val).argmax(1) == splits.y_val).float().mean().item()
     assert accuracy > 0.9
@@ -357,16 +358,29 @@ def test_npz_ranks(
     assert torch.allclose(_channel_stats(s.x_train)[1], torch.ones(input_shape[0]), atol=1e-5)
 
 
+class _NpzArrays(TypedDict):
+    """The arrays of an .npz set without its y_test (keyword arguments of np.savez)."""
+
+    x_train: np.ndarray[Any, Any]
+    y_train: np.ndarray[Any, Any]
+    x_test: np.ndarray[Any, Any]
+
+
 def test_npz_errors(tmp_path: Path) -> None:
     file = tmp_path / "set.npz"
-    good = {"x_train": np.zeros((10, 4)), "y_train": np.arange(10), "x_test": np.zeros((2, 4))}
+    good: _NpzArrays = {
+        "x_train": np.zeros((10, 4)),
+        "y_train": np.arange(10),
+        "x_test": np.zeros((2, 4)),
+    }
     _one_line_error(f"npz: {file} does not exist", "npz", path=file)
     _one_line_error("is not a file", "npz", path=tmp_path)
     np.savez(file, **good)
     _one_line_error(f"{file} has no y_test", "npz", path=file)
     np.savez(file, **good, y_test=np.array([0.0, 1.0]))
     _one_line_error("y_test must be non-negative integer labels", "npz", path=file)
-    np.savez(file, **{**good, "x_train": np.zeros((10, 1, 1, 1, 4))}, y_test=np.arange(2))
+    deep: _NpzArrays = {**good, "x_train": np.zeros((10, 1, 1, 1, 4))}
+    np.savez(file, **deep, y_test=np.arange(2))
     _one_line_error("x_train has shape (10, 1, 1, 1, 4)", "npz", path=file)
     file.write_bytes(file.read_bytes()[:100])
     _one_line_error(f"{file} is not a readable .npz", "npz", path=file)
@@ -453,11 +467,11 @@ def test_docstring_example() -> None:
 def test_a_study_with_folds_tests_each_replicate_seed_on_its_own_fold() -> None:
     """digits with folds = 3 and seeds 0..2: seed s trains on its own splits, tested on fold
     s (the three test splits cover the set once) and validated on a split of its own."""
-    from nas_width.search import load_study
-    from nas_width.search.runner import prepare
+    from nas_width.search import load_spec
+    from nas_width.search.prepare import prepare
     from nas_width.search.study import DatasetSpec
 
-    spec = load_study("digits-sweep").replace(dataset=DatasetSpec("digits", options={"folds": 3}))
+    spec = load_spec("digits-sweep").replace(dataset=DatasetSpec("digits", options={"folds": 3}))
     prepared = prepare(spec, "flops=500k")
     assert prepared.replicates is not None
     assert sorted(prepared.replicates) == [0, 1, 2]

@@ -11,6 +11,7 @@ from nas_width import resources
 
 MODULES = [
     "nas_width.config",
+    "nas_width.kinds",
     "nas_width.budget.measure",
     "nas_width.budget.solve",
     "nas_width.data",
@@ -27,5 +28,5 @@ def test_docstring_examples(name: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["search_spaces", "studies"])
-def test_shipped_directories_are_found(kind: str) -> None:
-    assert (resources.path(kind) / "README.md").is_file()  # type: ignore[arg-type]
+def test_shipped_directories_are_found(kind: resources.Kind) -> None:
+    assert (resources.path(kind) / "README.md").is_file()

@@ -18,7 +18,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas_width.search.study import load_study
+from nas_width.search.study import load_spec
 from nas_width.search.trainable import FAIL_HOOK_ENV
 from tests.conftest import invoke, snapshot
 
@@ -203,7 +203,7 @@ def test_an_error_out_of_ray_tune_leaves_the_study_consistent_and_resumable(
     healthy = FAULTS.replace("gamma_channel = [2.0, 4.0]", "gamma_channel = [2.0]").replace(
         "[2, 4]]", "[4, 2]]"
     )  # two shapes that no rule of the hook touches
-    spec = load_study("digits").replace(
+    spec = load_spec("digits").replace(
         space=str(space(tmp_path, healthy)), trials=2, storage=url, sampler="grid"
     )
     prepared = runner.prepare(spec.replace(recipe=spec.recipe.replace(epochs=2)), BUDGET)

@@ -1,7 +1,7 @@
 """Property-based fuzzing of the file readers: whatever a file holds, the result is data or a
 one-line :class:`~nas_width.errors.NasWidthError`, never another exception.
 
-Under test: the TOML readers (``read_toml``, study files through ``load_study``, space files
+Under test: the TOML readers (``read_toml``, study files through ``load_spec``, space files
 through ``load_space``) and the JSON readers (``MixerConfig.load``/``from_json``/``from_dict``
 and the export that ``nas-width train`` reads). Inputs are arbitrary bytes and text, documents
 built from the valid keys with values of random types, and shipped files with random edits.
@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nas_width import MixerConfig
-from nas_width.cli.train import Exported, read_export
 from nas_width.errors import NasWidthError
+from nas_width.search.export import Exported, read_export
 from nas_width.search.space import SearchSpace, load_space
-from nas_width.search.study import StudySpec, load_study
+from nas_width.search.study import StudySpec, load_spec
 from nas_width.tomlfile import read_toml
 from nas_width.train import Recipe
 
@@ -68,7 +68,7 @@ def read_all(directory: Path, data: bytes) -> None:
     toml.write_bytes(data)
     config.write_bytes(data)
     assert isinstance(clean(lambda: read_toml(toml)), (dict, NasWidthError))
-    assert isinstance(clean(lambda: load_study(toml)), (StudySpec, NasWidthError))
+    assert isinstance(clean(lambda: load_spec(toml)), (StudySpec, NasWidthError))
     space = clean(lambda: load_space(toml))
     if isinstance(space, SearchSpace):
         assert len(space.hash) == 12  # the definition is plain JSON
@@ -180,7 +180,7 @@ STUDY_VALUES = VALUES | st.one_of(*(tables(keys) for keys in SECTIONS.values()))
 def test_study_files_of_known_keys_load_or_fail_cleanly(files: Path, table: dict[str, Any]) -> None:
     path = files / "study.toml"
     path.write_bytes(toml_document(table))
-    assert isinstance(clean(lambda: load_study(path)), (StudySpec, NasWidthError))
+    assert isinstance(clean(lambda: load_spec(path)), (StudySpec, NasWidthError))
 
 
 @FUZZ
@@ -283,5 +283,5 @@ def test_edited_shipped_files_are_data_or_one_clean_error(files: Path, data: byt
 @given(name=st.text(alphabet=st.characters(blacklist_characters="/\\.:"), max_size=20))
 @example(name="\x00")
 def test_any_name_is_a_shipped_file_or_one_clean_error(name: str) -> None:
-    assert isinstance(clean(lambda: load_study(name)), (StudySpec, NasWidthError))
+    assert isinstance(clean(lambda: load_spec(name)), (StudySpec, NasWidthError))
     assert isinstance(clean(lambda: load_space(name)), (SearchSpace, NasWidthError))

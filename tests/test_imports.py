@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "nas_width"
 
 #: Lowest first; a module may import from its own entry and the entries before it.
 ORDER = [
-    {"errors", "_version", "fileio", "tomlfile", "resources"},
+    {"errors", "_version", "fileio", "tomlfile", "resources", "kinds", "schema"},
     {"config"}, {"layers"}, {"models"}, {"budget"}, {"data"}, {"train"},
     {"analysis"}, {"search"}, {"report"}, {"cli"},
 ]  # fmt: skip

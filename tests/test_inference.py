@@ -27,7 +27,7 @@ def null_design(rng: np.random.Generator, shapes: int = 10, seeds: int = 3) -> l
     """No width effect: each shape has an effect of its own (sd 0.02, as a recipe that suits
     some shapes better than others), its seeds scatter around it (sd 0.005)."""
     tokens = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96)[:shapes]
-    records = []
+    records: list[TrialRecord] = []
     for S in tokens:
         C = solve_c(S)
         effect = 0.9 + rng.normal(0.0, 0.02)
@@ -133,10 +133,10 @@ def test_the_family_puts_the_primary_first_and_corrects_the_rest() -> None:
 
 def test_a_study_names_its_primary_test_and_bad_names_are_refused() -> None:
     from nas_width.errors import ConfigError
-    from nas_width.search import load_study
+    from nas_width.search import load_spec
     from nas_width.search.study import study_from_dict
 
-    assert load_study("digits-sweep").analysis.primary_kind == "mixer"
+    assert load_spec("digits-sweep").analysis.primary_kind == "mixer"
     named = {"analysis": {"primary_kind": "rp", "primary_statistic": "kendall"}}
     spec = study_from_dict("s", named, "s.toml")
     assert (spec.analysis.primary_kind, spec.analysis.primary_statistic) == ("rp", "kendall")
@@ -155,6 +155,7 @@ def test_accuracies_come_with_their_binomial_se_and_counts() -> None:
     a = analyze(records, n_boot=200, n_perm=200)
     assert a.val_samples == 288
     se = a.binomial_se(0.985)
+    assert se is not None
     assert se == pytest.approx(math.sqrt(0.985 * 0.015 / 288))
     assert a.binomial_se(0.985, replicates=3) == pytest.approx(se / math.sqrt(3))
     from nas_width.report.text import key_numbers
@@ -176,7 +177,7 @@ def test_a_test_accuracy_primary_reads_the_held_out_split_never_validation() -> 
     base = make_records(rising)
     records = [
         replace(r, lr=0.003 if r.m % 2 else 0.01, val_samples=288, test_samples=359,
-                test_accuracy=1.0 - r.accuracy)  # type: ignore[operator]
+                test_accuracy=None if r.accuracy is None else 1.0 - r.accuracy)
         for r in base
     ]  # fmt: skip
     primary = PrimaryTest(kind="mixer", metric="test_accuracy")
@@ -191,7 +192,8 @@ def test_a_test_accuracy_primary_reads_the_held_out_split_never_validation() -> 
     assert "/359 per trial)" in rows["Mixer test accuracy"]
     used = on_test.counts.used
     assert sum(n for _, n in on_test.lr_counts) == used
-    assert [lr for lr, _ in on_test.lr_counts] == sorted({r.lr for r in records})
+    rates = {r.lr for r in records if r.lr is not None}
+    assert [lr for lr, _ in on_test.lr_counts] == sorted(rates)
     unrecorded = [replace(r, test_accuracy=None) for r in records]
     none = analyze(unrecorded, n_boot=50, n_perm=50, primary=primary)
     assert none.counts.used == 0

@@ -4,6 +4,9 @@ so that a release that renames one fails here, loudly, before it breaks a search
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution
@@ -19,6 +22,8 @@ from nas_width.search.internals import (
 )
 
 pytestmark = pytest.mark.smoke
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "nas_width"
 
 
 def test_a_studys_storage_and_ids_address_it_in_the_storage() -> None:
@@ -53,3 +58,44 @@ def test_ray_optuna_search_keeps_its_live_trials_study_and_completed_set() -> No
     searcher.on_trial_complete("t1", {"v": 0.5})
     assert "t1" in searcher_completed(searcher)
     assert study.trials[0].value == 0.5
+
+
+#: Private attributes outside the adapter that are not Optuna's or Ray's, each with why.
+NOT_OPTUNA_OR_RAY = {
+    "nn.modules.batchnorm._NormBase": "torch's base of every batch and instance norm",
+}
+
+
+def private_uses(path: Path) -> list[str]:
+    """``x._name`` (x not self or cls) and ``getattr(x, "_name")`` in ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            owner = node.value
+            mine = isinstance(owner, ast.Name) and owner.id in ("self", "cls")
+            if not mine and not node.attr.startswith("__"):
+                found.append(ast.unparse(node))
+        elif isinstance(node, ast.Call) and ast.unparse(node.func) in ("getattr", "setattr"):
+            name = node.args[1] if len(node.args) > 1 else None
+            if isinstance(name, ast.Constant) and str(name.value).startswith("_"):
+                found.append(ast.unparse(node))
+    return [use for use in found if use not in NOT_OPTUNA_OR_RAY]
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in PACKAGE.rglob("*.py") if p.name != "internals.py"),
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_only_the_adapter_touches_private_attributes(path: Path) -> None:
+    assert private_uses(path) == [], f"use nas_width.search.internals instead ({path.name})"
+
+
+def test_the_private_attribute_check_finds_them(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "def f(study, searcher):\n"
+        "    study._storage.get_all_studies()\n"
+        "    return getattr(searcher, '_ot_trials'), self._mine\n"
+    )
+    assert sorted(private_uses(module)) == ["getattr(searcher, '_ot_trials')", "study._storage"]

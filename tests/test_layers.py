@@ -88,6 +88,7 @@ def test_fast_layer_matches_reference_outputs_and_gradients(
 def test_token_mixing_is_kronecker_with_identity(S: int, C: int, gamma: float) -> None:
     """(W kron I_C) = K^T (I_C kron W) K: the two routes to the same wide matrix."""
     layer = make_layer("token", S, C, gamma)
+    assert isinstance(layer, TokenMixing)
     wide = wide_mlp(layer, S, C)
     eye_c = torch.eye(C, dtype=torch.float64)
     torch.testing.assert_close(wide.w1, torch.kron(layer.fc1.weight, eye_c))
@@ -169,6 +170,6 @@ def test_structure_only_masks_keep_the_fan_in_without_a_random_draw() -> None:
     other = random_mask(12, 30, 4, torch.Generator().manual_seed(1))
     for mask in (fixed, drawn, other):
         assert torch.equal(mask.sum(dim=1), torch.full((12,), 4.0))
-        assert set(mask.unique().tolist()) == {0.0, 1.0}
+        assert set(torch.unique(mask).tolist()) == {0.0, 1.0}
     assert not torch.equal(drawn, other)
     assert not torch.equal(fixed, drawn)

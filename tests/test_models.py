@@ -16,6 +16,7 @@ from nas_width import (
     list_models,
 )
 from nas_width.layers import PKMixing, wide_mlp
+from nas_width.models import MixerBlock
 from tests.conftest import small_config
 
 PUBLISHED = {  # Tolstikhin et al. 2021, Table 1: (S at 224, C, depth, D_S, D_C)
@@ -66,7 +67,7 @@ def test_every_variant_trains_a_step_at_reduced_resolution(name: str) -> None:
     assert model.config == small
     x = torch.randn(2, *small.input_shape)
     loss = torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 6]))
-    loss.backward()
+    torch.autograd.backward(loss)  # loss.backward(), which torch leaves untyped
     assert torch.isfinite(loss)
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
@@ -97,6 +98,7 @@ def test_patch_embedding_is_a_strided_convolution() -> None:
     conv = torch.nn.Conv2d(3, 5, kernel_size=(4, 2), stride=(4, 2))
     with torch.no_grad():
         conv.weight.copy_(stem.proj.weight.view(5, 3, 4, 2))
+        assert conv.bias is not None
         conv.bias.copy_(stem.proj.bias)
     x = torch.randn(2, 3, 8, 12)
     torch.testing.assert_close(stem(x), conv(x).flatten(2).transpose(1, 2))
@@ -105,7 +107,9 @@ def test_patch_embedding_is_a_strided_convolution() -> None:
 def test_block_equals_wide_mlp_with_layer_norms(kind: str) -> None:
     """A whole block is x + P(LN x) then + Q(LN x) with P, Q the explicit wide MLPs."""
     cfg = small_config(kind, channels=5, depth=1)
-    block = build_model(cfg).blocks[0].double()
+    block = build_model(cfg).blocks[0]
+    assert isinstance(block, MixerBlock)
+    block = block.double()
     x = torch.randn(3, cfg.tokens, cfg.channels, dtype=torch.float64)
     token = wide_mlp(block.token_mix, cfg.tokens, cfg.channels)
     channel = wide_mlp(block.channel_mix, cfg.tokens, cfg.channels)
@@ -168,7 +172,7 @@ def test_config_json_round_trip_and_derived_fields() -> None:
 )
 def test_bad_config_fields_are_named(fields: dict[str, object], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
-        small_config(**fields)  # type: ignore[arg-type]
+        small_config(**fields)  # type: ignore[arg-type]  # deliberately invalid fields
 
 
 def test_config_dict_errors_name_the_keys() -> None:

@@ -15,12 +15,12 @@ import pytest
 
 from nas_width.budget import closed_form
 from nas_width.models.registry import get_config
-from nas_width.search.runner import prepare
-from nas_width.search.study import load_study
+from nas_width.search.prepare import prepare
+from nas_width.search.study import load_spec
 
 
 def shapes(study: str, data_dir: Path) -> dict[tuple[int, int], list[int]]:
-    spec = load_study(study)
+    spec = load_spec(study)
     spec = spec.replace(dataset=dataclasses.replace(spec.dataset, path=str(data_dir)))
     prepared = prepare(spec)
     budget = prepared.budget
@@ -55,7 +55,7 @@ def test_cifar_widening_trains_ss8_and_its_widening_at_ss8s_connections(
     found = shapes(study, fake_cifar(tmp_path, classes))
     assert found == {(16, 256): [0, 1, 2], (64, 115): [0, 1, 2]}
     ss8 = get_config("mixer_ss8")
-    assert load_study(study).budget == f"mixing_flops={closed_form(ss8).connections}"
+    assert load_spec(study).budget == f"mixing_flops={closed_form(ss8).connections}"
 
 
 def test_imagenet_study_trains_b16_and_the_papers_b_w(tmp_path: Path) -> None:

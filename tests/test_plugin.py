@@ -55,6 +55,7 @@ def test_optuna_objective(data: Splits, shapes: dict[str, MixerConfig]) -> None:
     for t in trials:
         assert t.state == TrialState.COMPLETE
         assert t.params["shape"] in shapes
+        assert t.value is not None
         assert 0.0 <= t.value <= 1.0
 
 

@@ -20,12 +20,12 @@ import urllib.error
 import urllib.request
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
 import nas_width
@@ -56,7 +56,9 @@ def key(kind: str, S: int) -> str:
     return f"{kind}-S{S}-p2x2-gt2-gc2-d2"
 
 
-DIST = {"shape": CategoricalDistribution([key(k, S) for k in KINDS for S in TOKENS])}
+DIST: dict[str, BaseDistribution] = {
+    "shape": CategoricalDistribution([key(k, S) for k in KINDS for S in TOKENS])
+}
 
 
 def attrs(kind: str, S: int, seed: int) -> dict[str, Any]:
@@ -82,6 +84,7 @@ def build_study(
     ``tuned``, a tuned sweep's: test_accuracy is its primary metric, and it falls with m."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = f"sqlite:///{path}"
+    directions: list[Literal["maximize", "minimize"]]
     directions = ["maximize", "minimize"] if pareto else ["maximize"]
     study = optuna.create_study(storage=url, study_name=name, directions=directions)
     spec, metric, value = budget

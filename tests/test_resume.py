@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from nas_width.search.storage import INTERRUPTED, MAX_ATTEMPTS
+from nas_width.search.recovery import INTERRUPTED, MAX_ATTEMPTS
 from tests.servers import (
     Postgres,
     Search,
@@ -150,10 +150,11 @@ def test_sigkill_then_resume_keeps_finished_trials_and_retries_interrupted_ones(
     last = -1
     for kill in range(kills):
         search = searches.start(*args, *(["--resume"] if kill else []))
-        wait_for(
-            "a trial to train while another is finished",
-            lambda run=search, after=last: training(storage, run, after, 1) or not run.alive(),
-        )
+
+        def trains_or_died(run: Search = search, after: int = last) -> list[FrozenTrial] | bool:
+            return training(storage, run, after, 1) or not run.alive()
+
+        wait_for("a trial to train while another is finished", trains_or_died)
         assert search.alive(), search.stderr()
         sigkill(search)
         killed_pids.append(search.process.pid)
@@ -298,7 +299,7 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path: Path) -> None:
         search.process.send_signal(signal.SIGTERM)  # the search process alone, as kill does
         search.wait(timeout=120)
         err = search.stderr()
-        assert search.process.returncode == 130, err
+        assert search.process.returncode == 143, err  # 128 + SIGTERM, the resume hint printed
         assert "Traceback" not in err
         assert re.search(r"^continue with: nas-width search .*--resume", err, re.MULTILINE), err
         stopped = read_trials(storage, STUDY_NAME)

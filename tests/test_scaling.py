@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import create_trial
 
 from nas_width.analysis import TrialRecord
@@ -45,7 +45,7 @@ def sweep(
     budget: float, noise: float = 0.002, kind: str = "mixer", seed: int = 0
 ) -> list[TrialRecord]:
     rng = np.random.default_rng(seed + int(budget))
-    out = []
+    out: list[TrialRecord] = []
     for S in TOKENS:
         C = channels(S, budget)
         for s in SEEDS:
@@ -55,8 +55,8 @@ def sweep(
     return out
 
 
-def studies(budgets: tuple[float, ...], **kw: float) -> dict[str, tuple[float, list[TrialRecord]]]:
-    return {f"sweep-{b:g}": (b, sweep(b, **kw)) for b in budgets}  # type: ignore[arg-type]
+def studies(budgets: tuple[float, ...]) -> dict[str, tuple[float, list[TrialRecord]]]:
+    return {f"sweep-{b:g}": (b, sweep(b)) for b in budgets}
 
 
 def test_recovers_both_lines_and_predicts_the_held_out_budget() -> None:
@@ -148,7 +148,9 @@ def store(path: Path, budgets: tuple[float, ...], primary: str | None = None) ->
     url = f"sqlite:///{path}"
     for budget in budgets:
         records = sweep(budget)
-        dist = {"shape": CategoricalDistribution(sorted({r.shape for r in records}))}
+        dist: dict[str, BaseDistribution] = {
+            "shape": CategoricalDistribution(sorted({r.shape for r in records}))
+        }
         study = optuna.create_study(storage=url, study_name=f"sweep-flops-{budget:g}",
                                     direction="maximize")  # fmt: skip
         study.set_user_attr("budget_metric", "flops")

@@ -17,10 +17,13 @@ import pytest
 from optuna.trial import TrialState
 
 from nas_width.errors import NasWidthError
-from nas_width.search import load_study
-from nas_width.search.runner import prepare, run_search
+from nas_width.schema import StudySettings, TrialAttrs
+from nas_width.search import load_spec
+from nas_width.search.errors import StorageError
+from nas_width.search.prepare import prepare
+from nas_width.search.recovery import INTERRUPTED
+from nas_width.search.runner import run_search
 from nas_width.search.space import shapes_hash
-from nas_width.search.storage import INTERRUPTED, StorageError
 from nas_width.search.study import SAMPLERS
 from nas_width.search.trainable import FAIL_HOOK_ENV
 from tests.conftest import small_config
@@ -77,12 +80,12 @@ def search(
     study_name: str | None = None,
     **changes: Any,
 ) -> Any:
-    spec = load_study(path).replace(**changes)
+    spec = load_spec(path).replace(**changes)
     return run_search(prepare(spec, budget, study_name), resume=resume, echo=lambda _: None)
 
 
 def stored(path: Path) -> optuna.Study:
-    spec = load_study(path)
+    spec = load_spec(path)
     names = optuna.get_all_study_names(spec.storage)
     return optuna.load_study(study_name=names[0], storage=spec.storage)
 
@@ -95,7 +98,7 @@ def test_search_stores_trials_with_shapes_and_metric_names(tmp_path: Path) -> No
     assert outcome.states["COMPLETE"] == 4
     assert study.metric_names == ["val_accuracy"]
     assert len({t.params["shape"] for t in trials}) == 4  # no shape trained twice
-    spec = prepare(load_study(path), "5k")
+    spec = prepare(load_spec(path), "5k")
     for t in trials:
         attrs = t.user_attrs
         assert attrs["S"] * attrs["C"] == attrs["m"]
@@ -122,7 +125,9 @@ def test_search_stores_trials_with_shapes_and_metric_names(tmp_path: Path) -> No
         assert sorted(t.intermediate_values) == [1, 2, 3]
         assert t.values[0] == t.intermediate_values[3]
         assert t.params["shape"] in spec.shapes
+        assert set(attrs) <= set(TrialAttrs.__annotations__)  # the stored schema, written down
     attrs = study.user_attrs
+    assert set(attrs) == set(StudySettings.__annotations__)  # every setting, none unlisted
     assert attrs["budget"] == "params=5k"
     assert attrs["space"] == "tiny"
     assert len(attrs["space_hash"]) == 12
@@ -154,7 +159,7 @@ def test_resume_fails_interrupted_trials_and_retries_them_once(tmp_path: Path) -
     path = write_study(tmp_path, trials=2)
     search(path)
     study = stored(path)
-    shapes = list(prepare(load_study(path), "5k").shapes)
+    shapes = list(prepare(load_spec(path), "5k").shapes)
     shape = next(s for s in shapes if s not in {t.params["shape"] for t in study.trials})
     study.enqueue_trial({"shape": shape})
     stale = study.ask({"shape": optuna.distributions.CategoricalDistribution(shapes)})
@@ -173,7 +178,7 @@ def test_resume_fails_interrupted_trials_and_retries_them_once(tmp_path: Path) -
 
 def test_scheduler_stopped_trials_end_pruned(tmp_path: Path) -> None:
     path = write_study(tmp_path, trials=8, scheduler="asha", sampler="random")
-    spec = load_study(path)
+    spec = load_spec(path)
     spec = spec.replace(
         recipe=spec.recipe.replace(epochs=4, lr=0.002),
         asha=type(spec.asha)(grace_period=1, reduction_factor=2),
@@ -271,7 +276,7 @@ def test_grid_sweep_runs_every_shape_once_with_replicate_seeds(tmp_path: Path) -
     text = space.read_text().replace('["mixer", "rp"]', '["mixer"]')
     space.write_text(text.replace("[[2, 2], [4, 2], [2, 4], [4, 4], [1, 2]]", "[[2, 2], [2, 4]]")
                      + "seeds = [0, 1]\n")  # fmt: skip
-    expected = prepare(load_study(path), "5k").shapes
+    expected = prepare(load_spec(path), "5k").shapes
     assert len(expected) == 4
     outcome = search(path)
     trials = stored(path).trials
@@ -293,7 +298,7 @@ def test_tuned_search_keeps_each_shapes_best_learning_rate_on_validation(tmp_pat
     path = write_study(tmp_path, trials=2)
     path.write_text(path.read_text() + "[tune]\nlr = [0.001, 0.01, 0.1]\n")
     lines: list[str] = []
-    outcome = run_search(prepare(load_study(path), "5k"), resume=False, echo=lines.append)
+    outcome = run_search(prepare(load_spec(path), "5k"), resume=False, echo=lines.append)
     study = stored(path)
     kept = {f"lr={t.user_attrs['lr']:g}" for t in study.trials}
     assert {w for line in lines for w in line.split() if w.startswith("lr=")} == kept

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import statistics
+from typing import Literal
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from nas_width import MixerConfig
-from nas_width.search.runner import _sampler
+from nas_width.search.sampler import make_sampler
 from nas_width.search.study import StudySpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -28,14 +29,14 @@ def shapes() -> dict[str, MixerConfig]:
                     for depth in (1, 2):
                         cfg = MixerConfig(
                             input_shape=(1, 16, 16), patch=patch, channels=8, depth=depth,
-                            gamma_token=gt, gamma_channel=gc, mixing=mixing,  # type: ignore[arg-type]
+                            gamma_token=gt, gamma_channel=gc, mixing=mixing,
                         )  # fmt: skip
                         out[f"{mixing}-S{s}-gt{gt:g}-gc{gc:g}-d{depth}"] = cfg
     return out
 
 
 SHAPES = shapes()
-SPACE = {"shape": CategoricalDistribution(list(SHAPES))}
+SPACE: dict[str, BaseDistribution] = {"shape": CategoricalDistribution(list(SHAPES))}
 
 
 def accuracy(key: str) -> float:
@@ -53,7 +54,7 @@ def accuracy(key: str) -> float:
 def run(sampler: str, seed: int, trials: int) -> list[str]:
     """``trials`` ask/tell rounds of an in-memory study; the shapes in order."""
     spec = StudySpec("t", sampler=sampler, seed=seed)
-    study = optuna.create_study(direction="maximize", sampler=_sampler(spec, SHAPES))
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(spec, SHAPES))
     picked = []
     for _ in range(trials):
         trial = study.ask(SPACE)
@@ -87,8 +88,9 @@ def test_pruned_trials_and_two_objectives(pareto: bool) -> None:
     """ASHA's pruned trials (with their epochs' values when single-objective) and --pareto's
     two objectives go into the feature TPE without error; still no shape twice."""
     spec = StudySpec("t", sampler="tpe", seed=0)
+    directions: list[Literal["maximize", "minimize"]]
     directions = ["maximize", "minimize"] if pareto else ["maximize"]
-    study = optuna.create_study(directions=directions, sampler=_sampler(spec, SHAPES))
+    study = optuna.create_study(directions=directions, sampler=make_sampler(spec, SHAPES))
     for i in range(10):
         trial = study.ask(SPACE)
         key = str(trial.params["shape"])
@@ -106,7 +108,7 @@ def test_pruned_trials_and_two_objectives(pareto: bool) -> None:
 def test_shapes_missing_from_the_features_fall_back_to_random(sampler: str) -> None:
     """A study whose categorical holds keys the sampler has no config for (an old study)."""
     spec = StudySpec("t", sampler=sampler, seed=0)
-    study = optuna.create_study(direction="maximize", sampler=_sampler(spec, {}))
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(spec, {}))
     for _ in range(6):
         trial = study.ask(SPACE)
         study.tell(trial, accuracy(str(trial.params["shape"])))

@@ -20,10 +20,10 @@ from optuna.trial import TrialState
 
 from nas_width import BudgetError, ConfigError, MixerConfig, measure, parse_budget
 from nas_width.resources import path as shipped
-from nas_width.search import divisor_patches, load_space, load_study, shape_key
+from nas_width.search import divisor_patches, load_space, load_spec, shape_key
+from nas_width.search.recovery import INTERRUPTED
 from nas_width.search.sampler import UntriedShapes
 from nas_width.search.searcher import WidthSearch
-from nas_width.search.storage import INTERRUPTED
 
 DIGITS = ((1, 8, 8), 10)
 SPACES = sorted(p.stem for p in shipped("search_spaces").glob("*.toml"))
@@ -70,7 +70,7 @@ def test_shipped_space_loads(name: str) -> None:
 
 @pytest.mark.parametrize("name", STUDIES)
 def test_shipped_study_loads_and_names_a_shipped_space(name: str) -> None:
-    spec = load_study(name)
+    spec = load_spec(name)
     assert spec.name == name
     assert spec.trials == "all" or int(spec.trials) >= 1
     load_space(spec.space)
@@ -261,9 +261,10 @@ def test_space_hash_is_stable_and_tracks_values(tmp_path: Path) -> None:
 
 
 def test_digits_study() -> None:
-    spec = load_study("digits")
+    spec = load_spec("digits")
     assert spec.dataset.name == "digits"
     assert spec.space == "mixer"
+    assert isinstance(spec.trials, int)  # not "all"
     assert spec.trials >= 12
     assert spec.sampler in ("tpe", "random", "grid", "gp", "nsga2")
     assert spec.recipe.epochs >= 1
@@ -311,13 +312,13 @@ def test_bad_study_is_named(tmp_path: Path, change: str, named: str) -> None:
         text = change + "\n" + STUDY
     path = write(tmp_path, text, "study.toml")
     with pytest.raises(ConfigError, match=named) as err:
-        load_study(path)
+        load_spec(path)
     assert str(path) in str(err.value)
     assert "\n" not in str(err.value)
 
 
 def test_study_files_write_cleanly(tmp_path: Path) -> None:
-    spec = load_study(write(tmp_path, STUDY, "mine.toml"))
+    spec = load_spec(write(tmp_path, STUDY, "mine.toml"))
     assert spec.name == "mine"
     assert spec.trials == 4
     assert spec.recipe.epochs == 2
@@ -325,7 +326,15 @@ def test_study_files_write_cleanly(tmp_path: Path) -> None:
 
 def test_unknown_shipped_study_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"'nope'.*digits"):
-        load_study("nope")
+        load_spec("nope")
+
+
+def test_load_study_still_reads_a_study_file_with_a_deprecation_warning() -> None:
+    from nas_width.search import load_study
+
+    with pytest.warns(DeprecationWarning, match="use load_spec"):
+        spec = load_study("digits")
+    assert spec == load_spec("digits")
 
 
 # --- the untried-shapes sampler -------------------------------------------------------------

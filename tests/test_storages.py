@@ -17,14 +17,19 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 
+from nas_width.schema import COMPLETE_MARK, LEASE_KEY, StudySettings
+from nas_width.search import lease as leases
+from nas_width.search import recovery
 from nas_width.search import storage as stored
-from nas_width.search.storage import INTERRUPTED, MAX_ATTEMPTS, StorageError
+from nas_width.search.errors import StorageError
+from nas_width.search.opening import check_compatible
+from nas_width.search.recovery import INTERRUPTED, MAX_ATTEMPTS
 from tests.servers import Postgres, postgres_fixture  # noqa: F401 (the fixture "postgres")
 
-SPACE = {"shape": CategoricalDistribution(["a", "b", "c"])}
+SPACE: dict[str, BaseDistribution] = {"shape": CategoricalDistribution(["a", "b", "c"])}
 BACKENDS = ["sqlite", "journal", "postgres"]
 
 
@@ -52,19 +57,19 @@ def running(study: optuna.Study, shape: str) -> optuna.trial.Trial:
 def test_open_storage_reads_back_what_it_wrote(url: str, study: optuna.Study) -> None:
     trial = running(study, "a")
     study.tell(trial, 0.5)
-    again = stored.load_study(url, "s")
+    again = stored.open_study(url, "s")
     assert [(t.state, t.params, t.values) for t in again.trials] == [
         (TrialState.COMPLETE, {"shape": "a"}, [0.5])
     ]
-    assert stored.finished_count(again) == 1
+    assert recovery.finished_count(again) == 1
 
 
 def test_interrupted_trials_fail_and_are_retried_once_each(url: str, study: optuna.Study) -> None:
     done = running(study, "a")
     study.tell(done, 0.9)
     left = running(study, "b")
-    assert stored.recover_interrupted(study) == [left.number]
-    trials = stored.load_study(url, "s").trials
+    assert recovery.recover_interrupted(study) == [left.number]
+    trials = stored.open_study(url, "s").trials
     assert trials[done.number].state == TrialState.COMPLETE  # finished trials are untouched
     assert trials[done.number].values == [0.9]
     assert trials[left.number].state == TrialState.FAIL
@@ -72,16 +77,16 @@ def test_interrupted_trials_fail_and_are_retried_once_each(url: str, study: optu
     waiting = [t for t in trials if t.state == TrialState.WAITING]
     assert len(waiting) == 1
     assert waiting[0].user_attrs == {"retry_of": left.number, "attempt": 2}
-    assert stored.recover_interrupted(study) == []  # nothing RUNNING: nothing queued twice
+    assert recovery.recover_interrupted(study) == []  # nothing RUNNING: nothing queued twice
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
-    assert stored.finished_count(study) == 1  # an interrupted trial does not count
+    assert recovery.finished_count(study) == 1  # an interrupted trial does not count
 
 
 def test_a_retry_that_is_interrupted_is_retried_until_max_attempts(study: optuna.Study) -> None:
     first = running(study, "c")
     numbers = [first.number]
     for attempt in range(2, MAX_ATTEMPTS + 1):
-        assert stored.recover_interrupted(study) == [numbers[-1]]
+        assert recovery.recover_interrupted(study) == [numbers[-1]]
         retry = study.ask(SPACE)  # Optuna hands out the queued retry first
         assert retry.params == {"shape": "c"}
         assert study.trials[retry.number].user_attrs == {
@@ -89,7 +94,7 @@ def test_a_retry_that_is_interrupted_is_retried_until_max_attempts(study: optuna
             "attempt": attempt,
         }
         numbers.append(retry.number)
-    assert stored.recover_interrupted(study) == [numbers[-1]]  # the last attempt: no retry
+    assert recovery.recover_interrupted(study) == [numbers[-1]]  # the last attempt: no retry
     trials = study.trials
     assert [trials[n].state for n in numbers] == [TrialState.FAIL] * MAX_ATTEMPTS
     assert not study.get_trials(states=(TrialState.WAITING, TrialState.RUNNING))
@@ -99,7 +104,7 @@ def test_recovery_killed_halfway_queues_no_second_copy(study: optuna.Study) -> N
     left = running(study, "b")
     # The retry was queued, then the recovering search died before failing the trial.
     study.enqueue_trial({"shape": "b"}, user_attrs={"retry_of": left.number, "attempt": 2})
-    assert stored.recover_interrupted(study) == [left.number]
+    assert recovery.recover_interrupted(study) == [left.number]
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
 
 
@@ -107,10 +112,10 @@ def test_a_retry_stopped_before_its_parameters_were_suggested_keeps_them(
     study: optuna.Study,
 ) -> None:
     left = running(study, "a")
-    stored.recover_interrupted(study)
+    recovery.recover_interrupted(study)
     popped = study.ask()  # the queued retry, RUNNING, its parameter not suggested yet
     assert popped.params == {}
-    assert stored.recover_interrupted(study) == [popped.number]
+    assert recovery.recover_interrupted(study) == [popped.number]
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert len(waiting) == 1
     assert waiting[0].user_attrs == {"retry_of": left.number, "attempt": 3}
@@ -123,7 +128,7 @@ def test_a_trial_killed_before_its_shape_was_chosen_is_failed_with_nothing_queue
     """Optuna's ask makes the trial RUNNING before the sampler picks its shape; a kill between
     the two leaves no parameters to retry, and the sampler chooses again."""
     bare = study.ask()
-    assert stored.recover_interrupted(study) == [bare.number]
+    assert recovery.recover_interrupted(study) == [bare.number]
     assert study.trials[bare.number].state == TrialState.FAIL
     assert study.trials[bare.number].user_attrs["fail_reason"] == INTERRUPTED
     assert not study.get_trials(states=(TrialState.WAITING,))
@@ -135,21 +140,24 @@ def dead_pid() -> int:
     return int(done.stdout)
 
 
-def write_lease(study: optuna.Study, **fields: object) -> dict[str, object]:
+LeaseValue = str | int | float | None  # a lease record's values, as JSON stores them
+
+
+def write_lease(study: optuna.Study, **fields: LeaseValue) -> dict[str, LeaseValue]:
     now = time.time()
-    record: dict[str, object] = {
+    record: dict[str, LeaseValue] = {
         "token": "t0", "host": socket.gethostname(), "pid": os.getpid(),
         "process_start": None, "since": now - 60, "heartbeat": now, **fields,
     }  # fmt: skip
-    study._storage.set_study_system_attr(study._study_id, stored.LEASE_KEY, record)
+    study._storage.set_study_system_attr(study._study_id, LEASE_KEY, record)
     return record
 
 
 def test_a_live_lease_refuses_a_second_search_naming_the_holder(study: optuna.Study) -> None:
-    lease = stored.acquire_lease(study)
+    lease = leases.acquire_lease(study)
     try:
         with pytest.raises(StorageError) as refused:
-            stored.acquire_lease(study)
+            leases.acquire_lease(study)
         message = str(refused.value)
         assert "\n" not in message
         assert "study 's' is in use" in message
@@ -158,7 +166,7 @@ def test_a_live_lease_refuses_a_second_search_naming_the_holder(study: optuna.St
     finally:
         lease.release()
     assert not lease.held()
-    again = stored.acquire_lease(study)  # released: free for the next search
+    again = leases.acquire_lease(study)  # released: free for the next search
     assert again.taken_over is None
     again.release()
 
@@ -173,18 +181,18 @@ def test_a_live_lease_refuses_a_second_search_naming_the_holder(study: optuna.St
     ],
 )
 def test_a_stale_lease_is_taken_over_and_a_live_one_is_not(
-    study: optuna.Study, fields: dict[str, object], stale: bool
+    study: optuna.Study, fields: dict[str, str], stale: bool
 ) -> None:
     values = {
-        k: dead_pid() if v == "DEAD" else time.time() - stored.STALE_S - 5 if v == "OLD" else v
+        k: dead_pid() if v == "DEAD" else time.time() - leases.STALE_S - 5 if v == "OLD" else v
         for k, v in fields.items()
     }
     old = write_lease(study, **values)
     if not stale:
         with pytest.raises(StorageError, match=r"pid .* on host elsewhere since"):
-            stored.acquire_lease(study)
+            leases.acquire_lease(study)
         return
-    lease = stored.acquire_lease(study)
+    lease = leases.acquire_lease(study)
     try:
         assert lease.taken_over == old
         assert lease.record["pid"] == os.getpid()
@@ -196,14 +204,14 @@ def test_a_stale_lease_is_taken_over_and_a_live_one_is_not(
 def test_the_lease_heartbeat_is_refreshed_while_held(
     study: optuna.Study, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stored, "HEARTBEAT_S", 0.1)
-    lease = stored.acquire_lease(study)
+    monkeypatch.setattr(leases, "HEARTBEAT_S", 0.1)
+    lease = leases.acquire_lease(study)
     try:
         first = float(lease.record["heartbeat"])
 
         def beat() -> float:
             attrs = study._storage.get_study_system_attrs(study._study_id)
-            return float(attrs[stored.LEASE_KEY]["heartbeat"])
+            return float(attrs[LEASE_KEY]["heartbeat"])
 
         deadline = time.monotonic() + 30
         while beat() <= first and time.monotonic() < deadline:
@@ -211,12 +219,12 @@ def test_the_lease_heartbeat_is_refreshed_while_held(
         assert beat() > first
     finally:
         lease.release()
-    assert study._storage.get_study_system_attrs(study._study_id)[stored.LEASE_KEY] is None
+    assert study._storage.get_study_system_attrs(study._study_id)[LEASE_KEY] is None
 
 
 def test_a_lease_that_cannot_be_read_does_not_lock_the_study_forever(study: optuna.Study) -> None:
-    study._storage.set_study_system_attr(study._study_id, stored.LEASE_KEY, {"token": "t"})
-    lease = stored.acquire_lease(study)
+    study._storage.set_study_system_attr(study._study_id, LEASE_KEY, {"token": "t"})
+    lease = leases.acquire_lease(study)
     try:
         assert lease.held()
         assert lease.taken_over is None
@@ -237,24 +245,59 @@ def test_a_lease_that_cannot_be_read_does_not_lock_the_study_forever(study: optu
 def test_resume_refuses_shapes_solved_differently(
     study: optuna.Study, stored_attrs: dict[str, object], refused: bool
 ) -> None:
-    for key, value in {**stored_attrs, stored.COMPLETE_MARK: "0.1.0"}.items():
+    for key, value in {**stored_attrs, COMPLETE_MARK: "0.1.0"}.items():
         study.set_user_attr(key, value)
-    expected = {"budget": None, "space_hash": None, "dataset": None, "pareto": None,
-                "shapes_hash": "aaa", "feasible": {"shapes": 3}}  # fmt: skip
+    expected = StudySettings(budget="params=5k", space_hash="h", dataset={"name": "digits"},
+                             pareto=False, shapes_hash="aaa", feasible={"shapes": 3})  # fmt: skip
     if refused:
         with pytest.raises(StorageError, match="shapes solved differently"):
-            stored.check_compatible(study, expected)
+            check_compatible(study, expected)
     else:
-        stored.check_compatible(study, expected)
+        check_compatible(study, expected)
 
 
 def test_a_study_stopped_while_being_created_is_not_resumed(study: optuna.Study) -> None:
     """A kill between creating the study and writing its settings left 0-2 of them, and the
     guard compared only what was there: a resume with another budget or recipe got in."""
     study.set_user_attr("budget", "params=5k")  # the first setting, then the kill
-    expected = {"budget": "params=9k", "space_hash": None, "dataset": None, "pareto": None}
+    expected = StudySettings(budget="params=9k", space_hash="h", dataset={"name": "digits"},
+                             pareto=False)  # fmt: skip
     with pytest.raises(StorageError, match=r"was never fully created .*1 of them"):
-        stored.check_compatible(study, expected)
+        check_compatible(study, expected)
+
+
+def test_a_study_stopped_while_being_created_counts_as_not_created(tmp_path: Path) -> None:
+    """A search killed between taking the new study's lease and writing its settings: a rerun
+    (not --resume) makes it again, whole. A whole study, a half-made one that holds a trial,
+    one whose search is alive, and a bare study made with Optuna's API are refused as
+    existing (never deleted)."""
+    from nas_width.search.opening import open_search_study
+    from nas_width.search.prepare import prepare
+    from nas_width.search.study import DatasetSpec, StudySpec
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    data = DatasetSpec("synthetic", options={"n": 64})
+    spec = StudySpec("half", dataset=data, storage=url, space="mixer")
+    prepared = prepare(spec, "5k", "half")
+    bare = optuna.create_study(study_name="half", storage=url)
+    with pytest.raises(StorageError, match="already exists"):
+        open_search_study(prepared, resume=False)
+    bare.set_user_attr("budget", "params=5k")  # the first setting, then the kill
+    write_lease(bare, pid=os.getpid())  # this search is alive: not the killed one's study
+    with pytest.raises(StorageError, match="already exists"):
+        open_search_study(prepared, resume=False)
+    write_lease(bare, pid=dead_pid())
+    study, lease = open_search_study(prepared, resume=False)
+    lease.release()
+    assert study.user_attrs == dict(prepared.study_attrs())  # made again, whole
+    with pytest.raises(StorageError, match="already exists"):
+        open_search_study(prepared, resume=False)
+    optuna.delete_study(study_name="half", storage=url)
+    with_trial = optuna.create_study(study_name="half", storage=url)
+    write_lease(with_trial, pid=dead_pid())
+    with_trial.enqueue_trial({"shape": "x"})
+    with pytest.raises(StorageError, match="already exists"):
+        open_search_study(prepared, resume=False)
 
 
 def test_a_storage_file_this_user_cannot_write_is_refused_before_a_search(
@@ -267,9 +310,9 @@ def test_a_storage_file_this_user_cannot_write_is_refused_before_a_search(
     url = f"sqlite:///{db}"
     stored.check_writable(url)
     stored.check_writable("postgresql://u@127.0.0.1:1/x")  # a server's own to refuse
-    monkeypatch.setattr(stored.os, "access", lambda path, mode: Path(path) != db)
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != db)
     with pytest.raises(StorageError, match=r"s\.db' is not writable by this user"):
         stored.check_writable(url)
-    monkeypatch.setattr(stored.os, "access", lambda path, mode: Path(path) != tmp_path)
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)
     with pytest.raises(StorageError, match=r"directory .* is not writable by this user"):
         stored.check_writable(url)

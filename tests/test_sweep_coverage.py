@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from nas_width.budget import PRECISION, closed_form, parse_budget
-from nas_width.search import load_study
-from nas_width.search.runner import describe_shapes, prepare
+from nas_width.search import load_spec
+from nas_width.search.prepare import describe_shapes, prepare
 from nas_width.search.space import SolvedShapes, load_space, shapes_hash
 from tests.conftest import invoke
 
@@ -36,7 +36,7 @@ COARSE = "one channel steps over the budget"
 
 
 def solved(study: str, budget: str | None) -> tuple[SolvedShapes, float]:
-    spec = load_study(study)
+    spec = load_spec(study)
     shape, classes = INPUTS[spec.dataset.name]
     target = parse_budget(budget or spec.budget or "", spec.tolerance)
     return load_space(spec.space).solve(target, shape, classes), target.tolerance
@@ -48,7 +48,7 @@ def test_every_candidate_is_in_the_sweep_or_listed_with_its_reason(
     study: str, budget: str | None
 ) -> None:
     shapes, tolerance = solved(study, budget)
-    spec = load_study(study)
+    spec = load_spec(study)
     target = parse_budget(budget or spec.budget or "", spec.tolerance)
     assert len(shapes.feasible) + len(shapes.infeasible) == shapes.candidates
     errors = {k: target.error(closed_form(c)) for k, c in shapes.feasible.items()}
@@ -114,7 +114,7 @@ def test_search_names_the_shapes_it_leaves_out_before_any_trial(tmp_path: Path) 
     study = tmp_path / "study.toml"
     study.write_text('dataset = { name = "synthetic", options = { n = 256 } }\n'
                      f'space = "{space}"\ntrials = 2\n')  # fmt: skip
-    prepared = prepare(load_study(study), "5k")
+    prepared = prepare(load_spec(study), "5k")
     assert sorted(c.tokens for c in prepared.shapes.values()) == [8, 16]
     lines = describe_shapes(prepared)
     assert lines[0].startswith("shapes: S/C from 0.25 to 0.552: every shape lies below S = C")

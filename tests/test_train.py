@@ -425,7 +425,9 @@ def test_a_trained_model_takes_raw_scikit_learn_digits_as_its_contract_says(
     (tmp_path / "best.json").write_text(json.dumps(export))
     code, out, err = invoke(capsys, "train", tmp_path / "best.json", "-o", tmp_path / "run")
     assert code == 0, err
-    printed = float(re.search(r"test_accuracy=([0-9.]+)", out)[1])  # type: ignore[index]
+    found = re.search(r"test_accuracy=([0-9.]+)", out)
+    assert found is not None, out
+    printed = float(found[1])
     assert "raw_inputs=True" in out
 
     contract = load_input_contract(tmp_path / "run")

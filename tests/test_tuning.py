@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -42,10 +42,16 @@ class Scripted:
         pass
 
 
+def trainings(runs: list[Scripted]) -> list[Training]:
+    """``runs`` as the Training list successive halving takes: it reads only their ``recipe``,
+    ``history``, ``epoch()`` and ``model``, which Scripted has (a stand-in, not a subclass)."""
+    return cast("list[Training]", runs)
+
+
 def run(curves: list[list[float]], eta: int = 3, **kw: Any) -> tuple[Any, list[Any], list[Any]]:
     runs = [Scripted(c, **kw) for c in curves]
     lrs = [10.0**-i for i in range(1, len(curves) + 1)]
-    winner, everyone = halving(runs, lrs, Tuning(lr=tuple(lrs), eta=eta))  # type: ignore[arg-type]
+    winner, everyone = halving(trainings(runs), lrs, Tuning(lr=tuple(lrs), eta=eta))
     return winner, everyone, runs
 
 
@@ -81,13 +87,13 @@ def test_ties_go_to_lower_validation_loss_then_grid_order() -> None:
 
 def test_a_diverging_rate_ranks_last_and_all_diverging_fails_the_shape() -> None:
     runs = [Scripted([0.9] * 9, diverge_at=2), Scripted([0.2] * 9)]
-    winner, everyone = halving(runs, [0.1, 0.01], Tuning(lr=(0.1, 0.01)))  # type: ignore[arg-type]
+    winner, everyone = halving(trainings(runs), [0.1, 0.01], Tuning(lr=(0.1, 0.01)))
     assert winner.lr == pytest.approx(0.01)
     assert everyone[0].failed
     assert math.isnan(everyone[0].val_accuracy)
     runs = [Scripted([0.9] * 9, diverge_at=1), Scripted([0.2] * 9, diverge_at=2)]
     with pytest.raises(TrialFailed, match="every learning rate diverged"):
-        halving(runs, [0.1, 0.01], Tuning(lr=(0.1, 0.01)))  # type: ignore[arg-type]
+        halving(trainings(runs), [0.1, 0.01], Tuning(lr=(0.1, 0.01)))
 
 
 def test_the_tuned_winner_trains_exactly_as_fit_does_at_its_rate() -> None:

@@ -9,7 +9,7 @@ Only torch is imported here; Optuna, Ray, plotly and the dashboard load where th
 
 from nas_width._version import __version__
 from nas_width.budget import Budget, Measurement, measure, parse_budget, solve
-from nas_width.config import MIXING_KINDS, MixerConfig
+from nas_width.config import MIXING_KINDS, MixerConfig, MixingKind
 from nas_width.errors import BudgetError, ConfigError, NasWidthError
 from nas_width.models import build_model, create_model, get_config, list_models
 from nas_width.train import load_model
@@ -21,6 +21,7 @@ __all__ = [
     "ConfigError",
     "Measurement",
     "MixerConfig",
+    "MixingKind",
     "NasWidthError",
     "__version__",
     "build_model",

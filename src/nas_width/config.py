@@ -13,16 +13,22 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, TypeAlias
 
 from nas_width.errors import ConfigError
 from nas_width.fileio import loads_json
+from nas_width.kinds import KINDS, kind
 from nas_width.tomlfile import key_names, read_text
 
 __all__ = ["MIXING_KINDS", "MixerConfig", "MixingKind"]
 
-MixingKind = Literal["mixer", "rp", "monarch", "sw-mlp"]
-MIXING_KINDS: tuple[str, ...] = get_args(MixingKind)
+#: A mixing kind's name, a key of :data:`nas_width.kinds.KINDS`. A ``str``, not a ``Literal``:
+#: kinds are registered at run time (:func:`nas_width.kinds.register_kind`), which a type
+#: checker cannot see; ``MixerConfig`` checks the name against the registry instead.
+MixingKind: TypeAlias = str
+#: The kinds registered when nas_width was imported, in order (kept for the public API; code
+#: that must see kinds registered later reads :data:`nas_width.kinds.KINDS`).
+MIXING_KINDS: tuple[str, ...] = tuple(KINDS)
 SEED_LIMIT = 1 << 32
 
 
@@ -71,9 +77,10 @@ class MixerConfig:
         depth: number of Mixer blocks.
         gamma_token: expansion of the token-mixing MLP; its hidden width is round(gamma*S).
         gamma_channel: expansion of the channel-mixing MLP; hidden width round(gamma*C).
-        mixing: member of the permuted-Kronecker family: ``"mixer"`` (identity and commutation
-            permutations), ``"rp"`` (random permutations, the RP-Mixer), ``"monarch"`` (untied
-            blocks) or ``"sw-mlp"`` (the dense wide MLP with a static random mask).
+        mixing: member of the permuted-Kronecker family, a registered kind
+            (:mod:`nas_width.kinds`): ``"mixer"`` (identity and commutation permutations),
+            ``"rp"`` (random permutations, the RP-Mixer), ``"monarch"`` (untied blocks) or
+            ``"sw-mlp"`` (the dense wide MLP with a static random mask).
         num_classes: outputs of the linear head.
         seed: seeds the RP-Mixer's permutations and the SW-MLP's masks (not the weights);
             0 <= seed < 2**32.
@@ -125,8 +132,7 @@ class MixerConfig:
                 raise ConfigError(
                     f"patch {list(patch)!r} does not divide input_shape {list(shape)!r}"
                 )
-        if self.mixing not in MIXING_KINDS:
-            raise ConfigError(f"mixing must be one of {list(MIXING_KINDS)}, got {self.mixing!r}")
+        spec = kind(self.mixing)
         set_ = object.__setattr__
         set_(self, "input_shape", shape)
         set_(self, "patch", patch)
@@ -140,8 +146,11 @@ class MixerConfig:
             raise ConfigError(f"seed must be an integer in [0, 2**32), got {self.seed}")
         if self.density is not None:
             density = _positive_float("density", self.density)
-            if density > 1 or self.mixing != "sw-mlp":
-                raise ConfigError(f"density must be in (0, 1] and only with sw-mlp, got {density}")
+            if density > 1 or not spec.takes_density:
+                takers = " or ".join(k.name for k in KINDS.values() if k.takes_density)
+                raise ConfigError(
+                    f"density must be in (0, 1] and only with {takers}, got {density}"
+                )
             set_(self, "density", density)
         for name in ("hidden_token", "hidden_channel"):
             if getattr(self, name) is not None:

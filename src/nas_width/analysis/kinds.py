@@ -20,7 +20,7 @@ import numpy as np
 from nas_width.analysis._resample import Array, percentile_ci
 from nas_width.analysis.inference import unit_key
 from nas_width.analysis.records import TrialRecord
-from nas_width.config import MIXING_KINDS
+from nas_width.kinds import KINDS
 
 __all__ = ["KindDifference", "KindSummary", "Kinds", "compare_kinds"]
 
@@ -78,8 +78,8 @@ class KindDifference:
 
 @dataclass(frozen=True)
 class Kinds:
-    """Per-kind summaries (in the order of ``MIXING_KINDS``, then others by name) and the
-    difference of every pair of kinds."""
+    """Per-kind summaries (registered kinds in their order, :mod:`nas_width.kinds`, then others
+    by name) and the difference of every pair of kinds."""
 
     summaries: tuple[KindSummary, ...]
     differences: tuple[KindDifference, ...]
@@ -148,7 +148,8 @@ def _difference(
 
 
 def _order(kind: str) -> tuple[int, str]:
-    return (MIXING_KINDS.index(kind) if kind in MIXING_KINDS else len(MIXING_KINDS), kind)
+    names = list(KINDS)
+    return (names.index(kind) if kind in names else len(names), kind)
 
 
 def compare_kinds(

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from nas_width.schema import trial_attrs
+
 if TYPE_CHECKING:
     import optuna
 
@@ -111,7 +113,7 @@ def _floats(values: Any) -> tuple[float, ...]:
 
 
 def _record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
-    attrs: Mapping[str, Any] = trial.user_attrs
+    attrs = trial_attrs(trial.user_attrs)
     S, C = int(attrs.get("S", 0)), int(attrs.get("C", 0))
     accuracy: float | None = None
     if trial.state.name == "COMPLETE" and trial.values:

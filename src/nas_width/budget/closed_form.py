@@ -8,6 +8,9 @@ h_S = round(gamma_S*S) and h_C = round(gamma_C*C):
 * stored mixing weights: 2*h_S*S + 2*h_C*C (Mixer, RP-Mixer: shared blocks counted once),
   C times / S times that for Monarch's untied blocks, the connections for SW-MLP.
 
+Those per-block counts are each kind's ``counts`` in :mod:`nas_width.kinds`; this module adds
+the stem, the norms and the head.
+
 FLOPs follow fvcore: one multiply-add = one flop, layer norm = 5 per element, and ops that are
 not multiply-adds (gelu, add, mean, gathers) = 0. The solver searches with these (microseconds
 per shape); :func:`nas_width.measure` counts with fvcore, and tests assert the two agree.
@@ -18,11 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nas_width.config import MixerConfig
-from nas_width.models.mixer import fan_ins
+from nas_width.errors import ConfigError
+from nas_width.kinds import kind
 
-__all__ = ["Counts", "closed_form"]
+__all__ = ["MAX_ELEMENTS", "Counts", "check_size", "closed_form", "stored_elements"]
 
 _NORM_FLOPS_PER_ELEMENT = 5  # fvcore's layer_norm handle with an affine transform
+#: The most numbers a model may hold to be built (and traced by fvcore): 8 GiB of float32.
+MAX_ELEMENTS = 1 << 31
 
 
 @dataclass(frozen=True)
@@ -34,23 +40,6 @@ class Counts:
     mixing_params: int
     mixing_flops: int
     connections: int
-
-
-def _mixing_per_block(cfg: MixerConfig, C: int, h_s: int, h_c: int) -> tuple[int, int]:
-    """(stored parameters, connections) of one block's two mixing layers, biases included."""
-    S = cfg.tokens
-    m = S * C
-    connections = 2 * h_s * S * C + 2 * h_c * C * S
-    token_mlp = 2 * h_s * S + h_s + S  # W1 (h_S x S), b1, W2 (S x h_S), b2
-    channel_mlp = 2 * h_c * C + h_c + C
-    if cfg.mixing in ("mixer", "rp"):
-        return token_mlp + channel_mlp, connections
-    if cfg.mixing == "monarch":
-        return C * token_mlp + S * channel_mlp, connections
-    (k1_s, k2_s), (k1_c, k2_c) = fan_ins(S, C, h_s, h_c, cfg.density)
-    nonzeros = h_s * C * k1_s + m * k2_s + h_c * S * k1_c + m * k2_c
-    biases = h_s * C + m + h_c * S + m
-    return nonzeros + biases, nonzeros
 
 
 def closed_form(
@@ -68,7 +57,9 @@ def closed_form(
         token_hidden = cfg.token_hidden  # D_S does not depend on C
     if channel_hidden is None:
         channel_hidden = cfg.channel_hidden if channels is None else cfg.channel_hidden_at(C)
-    block_params, block_connections = _mixing_per_block(cfg, C, token_hidden, channel_hidden)
+    block_params, block_connections = kind(cfg.mixing).counts(
+        S, C, token_hidden, channel_hidden, cfg.density
+    )
     mixing_params = cfg.depth * block_params
     connections = cfg.depth * block_connections
     norms = 2 * cfg.depth + 1
@@ -82,3 +73,25 @@ def closed_form(
         + C * cfg.num_classes  # head
     )
     return Counts(params, flops, mixing_params, connections, connections)
+
+
+def stored_elements(config: MixerConfig) -> int:
+    """Numbers ``build_model(config)`` holds: its parameters (closed form) and what its kind
+    holds beyond them (for SW-MLP, the dense m x gamma*m weights and masks of its layers)."""
+    extra = kind(config.mixing).extra_elements(
+        config.tokens, config.channels, config.token_hidden, config.channel_hidden,
+        config.density,
+    )  # fmt: skip
+    return closed_form(config).params + config.depth * extra
+
+
+def check_size(config: MixerConfig) -> None:
+    """Refuse a config too large to build: fvcore counts a built model."""
+    elements = stored_elements(config)
+    if elements > MAX_ELEMENTS:
+        raise ConfigError(
+            f"config too large to build and count ({elements:.3g} numbers, at most "
+            f"{MAX_ELEMENTS:.3g}): S={config.tokens}, C={config.channels}, depth {config.depth}, "
+            f"gamma_token {config.gamma_token:g}, gamma_channel {config.gamma_channel:g}, "
+            f"num_classes {config.num_classes}, patch_dim {config.patch_dim}"
+        )

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from nas_width.config import MixerConfig
+from nas_width.kinds import kind
 from nas_width.layers import MaskedLinear, MonarchMixing, SparseWideMLP
 from nas_width.layers.sparse import structure_only
 from nas_width.models.mixer import build_model
@@ -97,7 +98,7 @@ def measure(config: MixerConfig) -> Measurement:
       replicates share one count;
     * the RP-Mixer's permutations: its layers are the Mixer's shared blocks between two
       gathers, which are neither parameters nor multiply-adds, so ``rp`` is counted as
-      ``mixer`` at the same shape;
+      ``mixer`` at the same shape (its kind's ``counted_as``, :mod:`nas_width.kinds`);
     * depth: the d blocks are identical, so fvcore counts a depth-1 model (stem, one block,
       norm, head) and the whole model is that plus (d - 1) times its ``blocks.0``.
 
@@ -122,7 +123,8 @@ def clear_cache() -> None:
 
 @functools.lru_cache(maxsize=4096)
 def _measured(config: MixerConfig) -> Measurement:
-    counted = config.replace(mixing="mixer") if config.mixing == "rp" else config
+    counted_as = kind(config.mixing).counted_as
+    counted = config if counted_as is None else config.replace(mixing=counted_as)
     return replace(_measure(counted), mixing=config.mixing)
 
 

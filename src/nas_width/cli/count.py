@@ -9,14 +9,15 @@ from typing import Annotated, Any
 import typer
 
 from nas_width.budget import DEFAULT_TOLERANCE, Budget, Measurement, measure, parse_budget, solve
-from nas_width.config import MixerConfig
+from nas_width.budget.closed_form import check_size
+from nas_width.config import MIXING_KINDS, MixerConfig
 from nas_width.errors import ConfigError
 from nas_width.models import get_config
 
-__all__ = ["check_size", "count", "stored_elements"]
+__all__ = ["count"]
 
 _SHAPE_HELP = "comma-separated integers, e.g. 3,32,32"
-MAX_ELEMENTS = 1 << 31  # 8 GiB of float32
+_KIND_NAMES = " or ".join([", ".join(MIXING_KINDS[:-1]), MIXING_KINDS[-1]])  # "a, b or c"
 
 
 def _int_tuple(option: str, text: str) -> tuple[int, ...]:
@@ -27,35 +28,10 @@ def _int_tuple(option: str, text: str) -> tuple[int, ...]:
     return values
 
 
-def stored_elements(config: MixerConfig) -> int:
-    """Numbers ``build_model(config)`` holds: its parameters (closed form) and, for SW-MLP,
-    the dense m x gamma*m weights and masks of its masked layers."""
-    from nas_width.budget.closed_form import closed_form
-
-    elements = closed_form(config).params
-    if config.mixing == "sw-mlp":
-        S, C = config.tokens, config.channels
-        hidden = config.token_hidden * C + config.channel_hidden * S
-        elements += 4 * config.depth * config.width * hidden  # (W1, W2) x (weight, mask)
-    return elements
-
-
-def check_size(config: MixerConfig) -> None:
-    """Refuse a config too large to build: fvcore counts a built model."""
-    elements = stored_elements(config)
-    if elements > MAX_ELEMENTS:
-        raise ConfigError(
-            f"config too large to build and count ({elements:.3g} numbers, at most "
-            f"{MAX_ELEMENTS:.3g}): S={config.tokens}, C={config.channels}, depth {config.depth}, "
-            f"gamma_token {config.gamma_token:g}, gamma_channel {config.gamma_channel:g}, "
-            f"num_classes {config.num_classes}, patch_dim {config.patch_dim}"
-        )
-
-
 def _read_config(path: Path) -> MixerConfig:
     """A MixerConfig JSON file, or the config inside a ``nas-width export`` file."""
-    from nas_width.cli.train import read_export
     from nas_width.fileio import loads_json
+    from nas_width.search.export import read_export
     from nas_width.tomlfile import read_text
 
     try:
@@ -130,7 +106,7 @@ def count(
     depth: Annotated[int | None, typer.Option(help="Number of Mixer blocks.")] = None,
     gamma_token: Annotated[float | None, typer.Option(help="Token-MLP expansion.")] = None,
     gamma_channel: Annotated[float | None, typer.Option(help="Channel-MLP expansion.")] = None,
-    mixing: Annotated[str | None, typer.Option(help="mixer, rp, monarch or sw-mlp.")] = None,
+    mixing: Annotated[str | None, typer.Option(help=f"{_KIND_NAMES}.")] = None,
     num_classes: Annotated[int | None, typer.Option(help="Outputs of the head.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of permutations and masks.")] = None,
     density: Annotated[float | None, typer.Option(help="SW-MLP mask density.")] = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import socket
 from contextlib import suppress
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,6 +18,9 @@ __all__ = ["check_port", "dashboard", "read_only"]
 
 #: What a read-only dashboard answers: reading a study never needs another method.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: optuna-dashboard's two note endpoints (a study's note, a trial's note), which
+#: ``--allow-notes`` lets through: notes are the one edit that cannot lose a result.
+NOTE_PATH = re.compile(r"/api/studies/\d+(/\d+)?/note")
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -24,20 +28,26 @@ if TYPE_CHECKING:
     WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def read_only(app: WSGIApp) -> WSGIApp:
-    """``app`` refusing every request that could change the storage (405): optuna-dashboard
-    has no read-only mode, and its API deletes a study on ``DELETE /api/studies/N``.
-    nas-width writes a study only through ``search`` and ``report``."""
+def read_only(app: WSGIApp, allow_notes: bool = False) -> WSGIApp:
+    """``app`` refusing every request that could change the storage (403 Forbidden):
+    optuna-dashboard has no read-only mode, and its API deletes a study on
+    ``DELETE /api/studies/N``. nas-width writes a study only through ``search`` and ``report``.
+    With ``allow_notes``, the study and trial notes (``PUT .../note``) can be edited."""
 
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        if method in READ_METHODS:
+        path = str(environ.get("PATH_INFO", ""))
+        note = allow_notes and method == "PUT" and NOTE_PATH.fullmatch(path) is not None
+        if method in READ_METHODS or note:
             return app(environ, start_response)
-        body = b"nas-width dashboard is read-only: studies change through search and report\n"
-        start_response("405 Method Not Allowed", [
+        body = (
+            b"nas-width dashboard is read-only: studies change through search and report"
+            + (b"; notes too" if allow_notes else b" (--allow-notes lets notes be edited)")
+            + b"\n"
+        )
+        start_response("403 Forbidden", [
             ("Content-Type", "text/plain; charset=utf-8"),
             ("Content-Length", str(len(body))),
-            ("Allow", ", ".join(sorted(READ_METHODS))),
         ])  # fmt: skip
         return [body]
 
@@ -82,11 +92,15 @@ def dashboard(
     storage: StorageOption = DEFAULT_STORAGE,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    allow_notes: Annotated[
+        bool, typer.Option("--allow-notes", help="Let the study and trial notes be edited.")
+    ] = False,
 ) -> None:
     """Open the studies of a storage in optuna-dashboard, read-only (Ctrl-C stops it).
 
-    Requests that would change the storage (deleting a study, writing a note) are refused
-    with 405: a dashboard open beside a running search never changes it.
+    Requests that would change the storage (deleting a study, telling a trial) are refused
+    with 403: a dashboard open beside a running search never changes it. --allow-notes lets
+    the notes be written, which change no result.
 
     Example:
 
@@ -98,7 +112,6 @@ def dashboard(
 
     store = open_storage(storage, create=False)
     check_port(host, port)
-    typer.echo(
-        f"optuna-dashboard on http://{host}:{port}/ for {storage}, read-only (Ctrl-C stops it)"
-    )
-    _serve(read_only(wsgi(store)), host, port)
+    mode = "read-only but for notes" if allow_notes else "read-only"
+    typer.echo(f"optuna-dashboard on http://{host}:{port}/ for {storage}, {mode} (Ctrl-C stops it)")
+    _serve(read_only(wsgi(store), allow_notes), host, port)

@@ -19,6 +19,7 @@ import typer
 
 from nas_width.cli._options import StorageOption, StudyNameOption
 from nas_width.errors import NasWidthError
+from nas_width.schema import study_settings, trial_attrs
 from nas_width.search.study import DEFAULT_STORAGE
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def _check_format(fmt: str) -> None:
 
 def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """One trial in the paper's letters (missing attributes are None)."""
-    a = t.user_attrs
+    a = trial_attrs(t.user_attrs)
     return {
         "number": t.number, "state": t.state.name, "shape": t.params.get("shape"),
         "mixing": a.get("mixing"), "S": a.get("S"), "C": a.get("C"), "m": a.get("m"),
@@ -96,10 +97,10 @@ def trials(
 
       nas-width trials --best --format json
     """
-    from nas_width.search.storage import load_study
+    from nas_width.search.storage import open_study
 
     _check_format(fmt)
-    study = load_study(storage, study_name)
+    study = open_study(storage, study_name)
     rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
     if best:
         done = [r for r in rows if r["state"] == "COMPLETE" and r["val_accuracy"] is not None]
@@ -136,7 +137,7 @@ def studies(
         found = study.get_trials(deepcopy=False)
         states = [t.state.name for t in found]
         values = [t.values[0] for t in found if t.state.name == "COMPLETE" and t.values]
-        attrs = summary.user_attrs
+        attrs = study_settings(summary.user_attrs)
         rows.append({
             "study": summary.study_name, "budget": attrs.get("budget"),
             "space": attrs.get("space"), "dataset": (attrs.get("dataset") or {}).get("name"),

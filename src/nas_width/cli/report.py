@@ -12,6 +12,7 @@ import typer
 from nas_width.cli._options import StorageOption, StudyNameOption
 from nas_width.cli._output import check_output
 from nas_width.errors import NasWidthError
+from nas_width.schema import study_settings
 from nas_width.search.study import DEFAULT_STORAGE
 
 if TYPE_CHECKING:
@@ -83,12 +84,14 @@ def report(
         terminal_lines,
         write_text_atomic,
     )
-    from nas_width.search.storage import load_study
+    from nas_width.search.storage import check_writable, open_study
 
     if seed < 0:
         raise NasWidthError(f"--seed must be a non-negative integer, got {seed}")
     check_output(output)
-    study = load_study(storage, study_name)
+    study = open_study(storage, study_name)
+    if save:  # the figures and the note go into the study: refuse what cannot take them
+        check_writable(storage)
     name = study.study_name
     records = records_from_study(study)
     if not any(r.state == "COMPLETE" for r in records):
@@ -98,7 +101,7 @@ def report(
     # Every number, figure and kind reads the primary metric (held-out test accuracy in the
     # shipped sweeps), never the validation accuracy that chose each shape's recipe.
     everything = replace(primary, kind="all")
-    grid = tuple((study.user_attrs.get("tune") or {}).get("lr") or ())
+    grid = tuple((study_settings(study.user_attrs).get("tune") or {}).get("lr") or ())
     pooled = analyze(records, seed=seed, m_star=m_star, primary=everything, lr_grid=grid)
     if pooled.counts.used == 0:
         raise NasWidthError(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nas_width.errors import NasWidthError
+from nas_width.schema import study_settings
 from nas_width.search.study import DEFAULT_STORAGE
 
 if TYPE_CHECKING:
@@ -107,20 +108,20 @@ def scaling(
     from nas_width.analysis import records_from_study
     from nas_width.analysis.scaling import scaling as fit_scaling
     from nas_width.budget import parse_budget
-    from nas_width.config import MIXING_KINDS
-    from nas_width.search.storage import load_study
+    from nas_width.kinds import KINDS
+    from nas_width.search.storage import open_study
 
     if seed < 0:
         raise NasWidthError(f"--seed must be a non-negative integer, got {seed}")
-    if mixing is not None and mixing not in MIXING_KINDS:
-        raise NasWidthError(f"--mixing {mixing!r} is not one of {', '.join(MIXING_KINDS)}")
+    if mixing is not None and mixing not in KINDS:
+        raise NasWidthError(f"--mixing {mixing!r} is not one of {', '.join(KINDS)}")
     metrics: dict[str, str] = {}
     accuracy: dict[str, str] = {}
     notes: list[str] = []
     data: dict[str, tuple[float, Any]] = {}
     for name in dict.fromkeys(studies):
-        study = load_study(storage, name)
-        attrs = study.user_attrs
+        study = open_study(storage, name)
+        attrs = study_settings(study.user_attrs)
         if "budget_metric" not in attrs or "budget_value" not in attrs:
             raise NasWidthError(f"study {name!r} records no budget: is it a nas-width study?")
         metrics[name] = str(attrs["budget_metric"])

@@ -14,7 +14,7 @@ from nas_width.search.study import (
     DatasetSpec,
     Resources,
     StudySpec,
-    load_study,
+    load_spec,
 )
 
 __all__ = ["search"]
@@ -24,6 +24,7 @@ EXIT_FAILURES = 3
 #: Exit code of a search that Ray Tune gave up on (its study is consistent: resume it).
 EXIT_RAY = 4
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
 
 
 def _overrides(spec: StudySpec, **options: Any) -> StudySpec:
@@ -117,7 +118,8 @@ def search(
     one search runs a study at a time: a second one is refused while the first is alive.
 
     Exit codes: 0 done, 2 bad input (or the study is in use), 3 stopped by --max-failures,
-    4 Ray failed (the study is kept consistent), 130 interrupted (Ctrl-C).
+    4 Ray failed (the study is kept consistent), 130 interrupted (Ctrl-C), 143 terminated
+    (SIGTERM: stopped as Ctrl-C does).
 
     Examples:
 
@@ -132,6 +134,7 @@ def search(
     from nas_width.search.runner import (
         RayFailed,
         SearchInterrupted,
+        Terminated,
         TooManyFailures,
         prepare,
         run_search,
@@ -145,7 +148,7 @@ def search(
         "data_dir": data_dir, "max_failures": max_failures,
     }  # fmt: skip
     spec = _overrides(
-        load_study(study), space=space, trials=trials, epochs=epochs, sampler=sampler,
+        load_spec(study), space=space, trials=trials, epochs=epochs, sampler=sampler,
         scheduler=scheduler, storage=storage, pareto=pareto, cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, seed=seed,
         data_dir=data_dir, max_failures=max_failures,
@@ -157,7 +160,7 @@ def search(
         outcome = run_search(prepared, resume=resume, address=address, echo=echo)
     except SearchInterrupted as stop:
         typer.echo(f"{stop}\ncontinue with: {again}", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(128 + stop.signum) from None
     except TooManyFailures as stop:
         typer.echo(
             f"nas-width: error: {stop}; fix the cause or raise --max-failures (0: never stop), "
@@ -168,9 +171,10 @@ def search(
     except RayFailed as stop:
         typer.echo(f"nas-width: error: {stop}; continue with: {again}", err=True)
         raise typer.Exit(EXIT_RAY) from None
-    except KeyboardInterrupt:  # before any trial started
+    except KeyboardInterrupt as stop:  # before any trial started
         typer.echo(f"interrupted; continue with: {again}", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        code = EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+        raise typer.Exit(code) from None
     if as_json:
         typer.echo(json.dumps(outcome.__dict__, indent=2, default=str))
         return

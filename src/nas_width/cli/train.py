@@ -3,63 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from nas_width.cli._output import check_output
-from nas_width.config import MixerConfig
 from nas_width.errors import ConfigError, NasWidthError
-from nas_width.fileio import loads_json, safe_name
-from nas_width.search.study import DatasetSpec
-from nas_width.tomlfile import check_keys, read_text
-from nas_width.train.recipe import Recipe
+from nas_width.fileio import safe_name
+from nas_width.search.export import read_export
 
-__all__ = ["Exported", "read_export", "train"]
-
-
-@dataclass(frozen=True)
-class Exported:
-    """A file written by ``nas-width export``, validated: everything training needs."""
-
-    config: MixerConfig
-    recipe: Recipe
-    dataset: DatasetSpec
-    provenance: dict[str, Any]
-
-
-def _dataset(value: Any) -> DatasetSpec:
-    if value is None:
-        return DatasetSpec()
-    if isinstance(value, str):
-        value = {"name": value}
-    if not isinstance(value, dict):
-        raise ConfigError(f"dataset must be an object, got {value!r}")
-    check_keys("dataset", value, [f.name for f in dataclasses.fields(DatasetSpec)])
-    return DatasetSpec(**value)
-
-
-def read_export(path: Path) -> Exported:
-    """Read and validate an export; whatever the file holds, errors are one-line ConfigErrors
-    that name ``path``."""
-    text = read_text(path)
-    try:
-        payload = loads_json(text)
-        if not isinstance(payload, dict) or not isinstance(payload.get("config"), dict):
-            raise ConfigError("not a nas-width export (no 'config' object)")
-        provenance = payload.get("provenance", {})
-        if not isinstance(provenance, dict):
-            raise ConfigError(f"provenance must be an object, got {provenance!r}")
-        return Exported(
-            config=MixerConfig.from_dict(payload["config"]),
-            recipe=Recipe.from_dict(payload.get("recipe", {})),
-            dataset=_dataset(payload.get("dataset")),
-            provenance=provenance,
-        )
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+__all__ = ["train"]
 
 
 def train(
@@ -89,7 +43,7 @@ def train(
 
     export = read_export(exported)
     config, recipe, ds, provenance = export.config, export.recipe, export.dataset, export.provenance
-    from nas_width.cli.count import check_size
+    from nas_width.budget.closed_form import check_size
 
     try:
         check_size(config)  # before any data is read: an allocator error is no message

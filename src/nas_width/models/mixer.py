@@ -3,7 +3,8 @@
 Patch embedding -> depth x [x + token_mix(LN(x)); x + channel_mix(LN(x))] -> LN -> mean over
 tokens -> linear head, as in MLP-Mixer (Tolstikhin et al. 2021). The residual stream is
 (B, S, C); the ``mixing`` field picks the member of the PK family used for the two mixing
-sub-layers of every block (see :func:`mixing_layers`).
+sub-layers of every block: its entry in :mod:`nas_width.kinds` names one of the builders here
+(see :func:`mixing_layers`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from nas_width.config import MixerConfig
+from nas_width.kinds import fan_ins, kind
 from nas_width.layers import (
     ChannelMixing,
     MonarchMixing,
@@ -28,8 +30,12 @@ __all__ = [
     "MixerModel",
     "PatchEmbed",
     "build_model",
+    "mixer_layers",
     "mixing_layers",
+    "monarch_layers",
+    "rp_layers",
     "sw_fan_ins",
+    "sw_mlp_layers",
 ]
 
 
@@ -44,6 +50,7 @@ def sw_fan_ins(config: MixerConfig) -> tuple[tuple[int, int], tuple[int, int]]:
     Token-like: m -> gamma_S*S*C -> m; by default each hidden unit sees S inputs and each output
     gamma_S*S hidden units (density 1/C, the Mixer's). Channel-like: C and gamma_C*C (density
     1/S). A config ``density`` p instead keeps round(p * fan-in space) of each row.
+    :func:`nas_width.kinds.fan_ins` does the arithmetic from the widths alone.
     """
     return fan_ins(
         config.tokens, config.channels, config.token_hidden, config.channel_hidden,
@@ -51,44 +58,49 @@ def sw_fan_ins(config: MixerConfig) -> tuple[tuple[int, int], tuple[int, int]]:
     )  # fmt: skip
 
 
-def fan_ins(
-    S: int, C: int, h_s: int, h_c: int, density: float | None
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """:func:`sw_fan_ins` from the widths alone (S, C, D_S = h_s, D_C = h_c)."""
-
-    def keep(n_in: int, mixer_fan_in: int) -> int:
-        return mixer_fan_in if density is None else min(n_in, max(1, round(density * n_in)))
-
-    m = S * C
-    return (keep(m, S), keep(h_s * C, h_s)), (keep(m, C), keep(h_c * S, h_c))
-
-
 def mixing_layers(config: MixerConfig, block: int) -> tuple[nn.Module, nn.Module]:
-    """The (token-like, channel-like) mixing sub-layers of block ``block``.
+    """The (token-like, channel-like) mixing sub-layers of block ``block``, from the builder
+    its kind names (:mod:`nas_width.kinds`); one builder per kind follows."""
+    return kind(config.mixing).build_layers(config, block)
 
-    mixer:   (W kron I_C) and (I_S kron V), shared blocks, densities 1/C and 1/S.
-    rp:      the same shared blocks (size S, then C) between random P_in and P_out = P_in^-1,
-             drawn per sub-layer from the config's seed (the RP-Mixer).
-    monarch: untied blocks, one per channel (token mixing) or per token (channel mixing).
-    sw-mlp:  dense wide MLPs with random masks; by default the same fan-in, hence the same
-             density and number of non-zeros, as the Mixer's sub-layers.
-    """
+
+def mixer_layers(config: MixerConfig, block: int) -> tuple[nn.Module, nn.Module]:
+    """mixer: (W kron I_C) and (I_S kron V), shared blocks, densities 1/C and 1/S."""
+    return (
+        TokenMixing(config.tokens, config.token_hidden),
+        ChannelMixing(config.channels, config.channel_hidden),
+    )
+
+
+def rp_layers(config: MixerConfig, block: int) -> tuple[nn.Module, nn.Module]:
+    """rp: the Mixer's shared blocks (size S, then C) between random P_in and
+    P_out = P_in^-1, drawn per sub-layer from the config's seed (the RP-Mixer)."""
     S, C = config.tokens, config.channels
     h_s, h_c = config.token_hidden, config.channel_hidden
     m = S * C
-    if config.mixing == "mixer":
-        return TokenMixing(S, h_s), ChannelMixing(C, h_c)
-    if config.mixing == "rp":
-        token = PKMixing(S, C, S, h_s, random_permutation(m, _generator(config, block, 0)))
-        channel = PKMixing(S, C, C, h_c, random_permutation(m, _generator(config, block, 1)))
-        return token, channel
-    if config.mixing == "monarch":
-        return MonarchMixing(S, C, h_s, "token"), MonarchMixing(S, C, h_c, "channel")
+    token = PKMixing(S, C, S, h_s, random_permutation(m, _generator(config, block, 0)))
+    channel = PKMixing(S, C, C, h_c, random_permutation(m, _generator(config, block, 1)))
+    return token, channel
 
+
+def monarch_layers(config: MixerConfig, block: int) -> tuple[nn.Module, nn.Module]:
+    """monarch: untied blocks, one per channel (token mixing) or per token (channel mixing)."""
+    S, C = config.tokens, config.channels
+    return (
+        MonarchMixing(S, C, config.token_hidden, "token"),
+        MonarchMixing(S, C, config.channel_hidden, "channel"),
+    )
+
+
+def sw_mlp_layers(config: MixerConfig, block: int) -> tuple[nn.Module, nn.Module]:
+    """sw-mlp: dense wide MLPs with random masks; by default the same fan-in, hence the same
+    density and number of non-zeros, as the Mixer's sub-layers (:func:`sw_fan_ins`)."""
+    S, C = config.tokens, config.channels
+    h_s, h_c = config.token_hidden, config.channel_hidden
     (k1_s, k2_s), (k1_c, k2_c) = sw_fan_ins(config)
-    token_sw = SparseWideMLP(S, C, h_s * C, k1_s, k2_s, _generator(config, block, 0))
-    channel_sw = SparseWideMLP(S, C, h_c * S, k1_c, k2_c, _generator(config, block, 1))
-    return token_sw, channel_sw
+    token = SparseWideMLP(S, C, h_s * C, k1_s, k2_s, _generator(config, block, 0))
+    channel = SparseWideMLP(S, C, h_c * S, k1_c, k2_c, _generator(config, block, 1))
+    return token, channel
 
 
 class PatchEmbed(nn.Module):

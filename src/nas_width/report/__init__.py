@@ -14,15 +14,14 @@ and the optuna-dashboard note only show them. ``nas-width report`` puts the piec
 plotly and optuna-dashboard are imported inside the functions that use them.
 """
 
+from nas_width.analysis.theory import study_m_star, theory_m_star
 from nas_width.report.dashboard import save_to_study
 from nas_width.report.data import (
     StudyInfo,
     best_so_far,
     pareto_numbers,
     study_info,
-    study_m_star,
     study_primary,
-    theory_m_star,
     used_records,
 )
 from nas_width.report.figures import (

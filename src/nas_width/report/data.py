@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas_width.analysis import Analysis, TrialRecord
 from nas_width.analysis.inference import PrimaryTest
+from nas_width.schema import study_settings
 
 if TYPE_CHECKING:
     import optuna
@@ -22,9 +23,7 @@ __all__ = [
     "best_so_far",
     "pareto_numbers",
     "study_info",
-    "study_m_star",
     "study_primary",
-    "theory_m_star",
     "used_records",
 ]
 
@@ -96,43 +95,6 @@ def pareto_numbers(records: Sequence[TrialRecord]) -> tuple[int, ...]:
     return tuple(front)
 
 
-def theory_m_star(
-    study_attrs: Mapping[str, Any], configs: Iterable[Mapping[str, Any]]
-) -> float | None:
-    """m* from the budget, where it has a closed form; None otherwise.
-
-    DESIGN.md section 1: a block's connections are 2*gamma*m*(S + C) for gamma_S = gamma_C =
-    gamma; the paper's Omega is a quarter of that, and m* = (Omega/gamma)^(2/3) at S = C. So
-    for a ``mixing_flops`` budget B (connections of all ``depth`` blocks) with one depth and one
-    gamma in every trial, m* = (B / (4*depth*gamma))^(2/3). A whole-model budget (params,
-    flops) adds the stem, head and norms, which have no such closed form: None.
-    """
-
-    def positive(v: Any) -> float | None:
-        ok = isinstance(v, int | float) and not isinstance(v, bool) and v > 0
-        return float(v) if ok else None
-
-    if study_attrs.get("budget_metric") != "mixing_flops":
-        return None
-    budget = positive(study_attrs.get("budget_value"))
-    shapes = {(c.get("depth"), c.get("gamma_token"), c.get("gamma_channel")) for c in configs}
-    if budget is None or len(shapes) != 1:
-        return None  # several depths or gammas: m* differs between shapes
-    depth, gamma_token, gamma_channel = (positive(v) for v in shapes.pop())
-    if depth is None or gamma_token is None or gamma_token != gamma_channel:
-        return None
-    return (budget / (4.0 * depth * gamma_token)) ** (2.0 / 3.0)
-
-
-def study_m_star(study: optuna.Study) -> float | None:
-    """:func:`theory_m_star` of a stored study: its budget and its COMPLETE trials' configs."""
-    from optuna.trial import TrialState
-
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    configs = [t.user_attrs.get("config") for t in trials]
-    return theory_m_star(study.user_attrs, [c for c in configs if isinstance(c, Mapping)])
-
-
 def _dataset_name(dataset: Any) -> str:
     if isinstance(dataset, Mapping):
         return str(dataset.get("name", "unknown"))
@@ -143,7 +105,7 @@ def study_info(
     study: optuna.Study, storage: str, analysis: Analysis, records: Sequence[TrialRecord]
 ) -> StudyInfo:
     """The report header of ``study``; ``analysis`` and ``records`` give the Pareto front."""
-    attrs = study.user_attrs
+    attrs = study_settings(study.user_attrs)
     directions = tuple(d.name.lower() for d in study.directions)
     metrics = tuple(study.metric_names or ["val_accuracy", "flops"][: len(directions)])
     used = used_records(analysis, records)
@@ -174,7 +136,7 @@ def study_info(
 def study_primary(study: optuna.Study, records: Sequence[TrialRecord]) -> PrimaryTest:
     """The primary test the study named (``[analysis]``), else the default: Spearman over the
     Mixer's shapes when the study has Mixer trials, over every kind pooled otherwise."""
-    named = study.user_attrs.get("primary_test")
+    named = study_settings(study.user_attrs).get("primary_test")
     if isinstance(named, dict):
         return PrimaryTest(
             kind=str(named.get("primary_kind", "mixer")),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas_width.analysis import Analysis, TrialRecord
-from nas_width.config import MIXING_KINDS
+from nas_width.kinds import KINDS
 from nas_width.report.data import StudyInfo, best_so_far, used_records
 from nas_width.report.text import kind_label
 
@@ -50,13 +50,13 @@ _ACCURACY = "validation accuracy"
 
 
 def _color(kind: str, kinds: Sequence[str]) -> str:
-    order = [k for k in MIXING_KINDS if k in kinds] + sorted(set(kinds) - set(MIXING_KINDS))
+    order = [k for k in KINDS if k in kinds] + sorted(set(kinds) - set(KINDS))
     return _PALETTE[order.index(kind) % len(_PALETTE)] if kind in order else "#7f7f7f"
 
 
 def _by_kind(records: Sequence[TrialRecord]) -> list[tuple[str, list[TrialRecord]]]:
     kinds = {r.mixing for r in records}
-    order = [k for k in MIXING_KINDS if k in kinds] + sorted(kinds - set(MIXING_KINDS))
+    order = [k for k in KINDS if k in kinds] + sorted(kinds - set(KINDS))
     return [(k, [r for r in records if r.mixing == k]) for k in order]
 
 

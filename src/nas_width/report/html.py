@@ -15,7 +15,7 @@ from nas_width._version import __version__
 from nas_width.analysis import Analysis
 from nas_width.fileio import write_text_atomic
 from nas_width.report.data import StudyInfo
-from nas_width.report.text import key_numbers, kind_label, primary_line, test_rows
+from nas_width.report.text import key_numbers, kind_label, plural, primary_line, test_rows
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -83,8 +83,8 @@ def render_html(
     )
     meta = (
         f"budget <b>{_e(info.budget)}</b> · data set <b>{_e(info.dataset)}</b> · space "
-        f"<b>{_e(info.space)}</b> · objectives {_e(objectives)} · {info.n_trials} trials · "
-        f"storage <code>{_e(info.storage)}</code>"
+        f"<b>{_e(info.space)}</b> · objectives {_e(objectives)} · "
+        f"{plural(info.n_trials, 'trial')} · storage <code>{_e(info.storage)}</code>"
     )
     sections = [
         f"<h1>Width study {_e(info.name)}</h1>",

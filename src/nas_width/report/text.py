@@ -12,19 +12,33 @@ from collections.abc import Mapping, Sequence
 from nas_width._version import __version__
 from nas_width.analysis import Analysis, RankStat
 from nas_width.analysis.convergence import STILL_FALLING, TAIL
+from nas_width.kinds import KINDS
 from nas_width.report.data import StudyInfo
 
-__all__ = ["KIND_LABELS", "key_numbers", "kind_label", "markdown_note", "terminal_lines"]
+__all__ = [
+    "KIND_LABELS",
+    "key_numbers",
+    "kind_label",
+    "markdown_note",
+    "plural",
+    "terminal_lines",
+]
 
-#: The paper's names of the mixing kinds.
-KIND_LABELS = {"mixer": "Mixer", "rp": "RP-Mixer", "monarch": "Monarch", "sw-mlp": "SW-MLP"}
+#: The paper's names of the kinds registered at import (:func:`kind_label` also knows later ones).
+KIND_LABELS = {name: spec.label for name, spec in KINDS.items()}
 
 Row = tuple[str, str]
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 trial``, ``2 trials``: the report reads as prose."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def kind_label(kind: str) -> str:
-    """The paper's name of a mixing kind (the key itself for kinds it does not name)."""
-    return KIND_LABELS.get(kind, kind or "unknown")
+    """The paper's name of a mixing kind (the key itself for kinds not registered)."""
+    spec = KINDS.get(kind)
+    return spec.label if spec is not None else kind or "unknown"
 
 
 def _num(value: float | None, spec: str = ".3g") -> str:
@@ -164,7 +178,7 @@ def key_numbers(analysis: Analysis) -> list[Row]:
         rows.append((
             f"{kind_label(s.kind)} {split} accuracy",
             f"mean {s.mean:.4f} ± {_num(s.std, '.4f')} (sd; n={s.n}, {s.n_shapes} shapes, "
-            f"{s.n_seeds} seed{'s' if s.n_seeds != 1 else ''}); best shape {s.best_shape} "
+            f"{plural(s.n_seeds, 'seed')}); best shape {s.best_shape} "
             f"{s.best_shape_mean:.4f}"
             f"{_counted(a, s.best_shape_mean)}",
         ))  # fmt: skip
@@ -186,7 +200,8 @@ def test_rows(analysis: Analysis) -> list[Row]:
         which = "primary" if t.primary else f"secondary, Holm p = {_num(t.p_holm, '.3g')}"
         rows.append((
             f"{t.name} ({which})",
-            f"{_num(t.estimate, '+.3f')} over {t.n_shapes} shapes ({t.n_trials} trials); "
+            f"{_num(t.estimate, '+.3f')} over {plural(t.n_shapes, 'shape')} "
+            f"({plural(t.n_trials, 'trial')}); "
             f"two-sided permutation p = {_num(t.p, '.3g')}; {pct} hierarchical bootstrap "
             f"interval {_num(t.ci_low, '+.3f')} to {_num(t.ci_high, '+.3f')}",
         ))  # fmt: skip
@@ -210,7 +225,7 @@ def terminal_lines(
     (``pooled``, when the primary test covers one kind)."""
     lines = [
         f"study {info.name!r}: budget {info.budget}, data set {info.dataset}, "
-        f"space {info.space}, {info.n_trials} trials",
+        f"space {info.space}, {plural(info.n_trials, 'trial')}",
         primary_line(analysis, info.primary_declared),
         f"verdict: {analysis.verdict.outcome}",
         f"  {analysis.verdict.text}",
@@ -251,7 +266,7 @@ def markdown_note(
         f"## nas-width report: {info.name}",
         "",
         f"Budget **{info.budget}**, data set **{info.dataset}**, space **{info.space}**, "
-        f"{info.n_trials} trials.",
+        f"{plural(info.n_trials, 'trial')}.",
         "",
         f"*{_md_cell(primary_line(analysis, info.primary_declared))}*",
         "",

@@ -23,7 +23,7 @@ class TrialPrinter(Callback):
     def __init__(
         self, echo: Callable[[str], None], target: int, study: optuna.Study, epochs: int
     ) -> None:
-        from nas_width.search.storage import finished_count
+        from nas_width.search.recovery import finished_count
 
         self._echo = echo
         self._epochs = epochs

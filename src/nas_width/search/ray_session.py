@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import sys
+import socket
 import threading
-from types import FrameType
 from typing import Any
 
 from nas_width.errors import NasWidthError
 
-__all__ = ["RaySession", "init_ray"]
+__all__ = ["RaySession", "check_cluster_resources", "check_reachable", "init_ray"]
+
+#: How long a cluster's address may take to accept a connection before the search gives up.
+JOIN_PROBE_S = 10.0
 
 
 def _quiet_tune_environment() -> None:
@@ -32,6 +33,50 @@ def _quiet_tune_environment() -> None:
 def cluster_address(address: str | None) -> str | None:
     """``address``, else ``RAY_ADDRESS`` (``ray job submit`` sets it), else None (local Ray)."""
     return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def check_reachable(address: str) -> None:
+    """Refuse a ``host:port`` (or ``ray://host:port``) where nothing accepts a connection,
+    within :data:`JOIN_PROBE_S`: ``ray.init`` would retry it for ever, printing a warning
+    every few seconds. ``auto`` and other forms are left to Ray.
+
+    Raises:
+        NasWidthError: naming the address and why it cannot be reached.
+    """
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host or "/" in target:
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=JOIN_PROBE_S):
+            pass
+    except OSError as err:
+        reason = err.strerror or str(err) or type(err).__name__
+        raise NasWidthError(
+            f"cannot join the Ray cluster at {address!r}: nothing accepts a connection at "
+            f"{host}:{port} ({reason}); is `ray start --head` running there?"
+        ) from None
+
+
+def check_cluster_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Refuse per-trial resources that no node of the joined cluster has: Ray would keep such
+    trials pending for ever, silently. (A trial runs on one node; an autoscaling cluster that
+    would add a larger node later is judged by the nodes it has now.)
+
+    Raises:
+        NasWidthError: naming the resource, what was asked and the largest node's share.
+    """
+    import ray
+
+    alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+    nodes = [n.get("Resources", {}) for n in alive]
+    for name, asked, key in (("cpus", cpus_per_trial, "CPU"), ("gpus", gpus_per_trial, "GPU")):
+        most = max((float(n.get(key, 0.0)) for n in nodes), default=0.0)
+        if asked > most:
+            raise NasWidthError(
+                f"{name}_per_trial {asked:g} is more than any node of the Ray cluster has "
+                f"(the most on one node: {most:g} {key}s, over {len(nodes)} node(s))"
+            )
 
 
 def init_ray(address: str | None) -> bool:
@@ -56,6 +101,7 @@ def init_ray(address: str | None) -> bool:
     }
     address = cluster_address(address)
     if address:
+        check_reachable(address)
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as err:
@@ -68,10 +114,6 @@ def init_ray(address: str | None) -> bool:
         return False
     ray.init(address="local", num_cpus=max(1, int(os.cpu_count() or 1)), **kwargs)
     return True
-
-
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    sys.exit(signum)  # atexit then shuts Ray down, as Ray's own handler does
 
 
 class RaySession:
@@ -100,9 +142,6 @@ class RaySession:
             self._started = init_ray(self.address)  # errors surface at once
             self._ready.set()
             return
-        # ray.init sets this SIGTERM handler only from the main thread (and warns otherwise).
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _exit_on_sigterm)
         logging.getLogger("ray").setLevel(logging.ERROR)
         self._thread = threading.Thread(target=self._own, name="nas-width-ray", daemon=True)
         self._thread.start()

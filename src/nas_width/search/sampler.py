@@ -18,9 +18,12 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from nas_width.search.storage import INTERRUPTED
+from nas_width.config import MixerConfig
+from nas_width.schema import trial_attrs
+from nas_width.search.recovery import INTERRUPTED
+from nas_width.search.study import StudySpec
 
-__all__ = ["UntriedShapes", "tried_shapes"]
+__all__ = ["UntriedShapes", "make_sampler", "tried_shapes"]
 
 PARAM = "shape"
 
@@ -32,7 +35,10 @@ def tried_shapes(study: optuna.Study, current: FrozenTrial) -> set[Any]:
     for t in study.get_trials(deepcopy=False):
         if t.number == current.number or PARAM not in t.params:
             continue
-        if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == INTERRUPTED:
+        if (
+            t.state == TrialState.FAIL
+            and trial_attrs(t.user_attrs).get("fail_reason") == INTERRUPTED
+        ):
             continue
         tried.add(t.params[PARAM])
     return tried
@@ -98,3 +104,26 @@ class UntriedShapes(BaseSampler):
     def reseed_rng(self) -> None:
         self._base.reseed_rng()
         self._rng.seed()
+
+
+def make_sampler(spec: StudySpec, shapes: dict[str, MixerConfig]) -> BaseSampler:
+    """The study's sampler, seeded, wrapped to skip shapes already tried.
+
+    "grid" is every shape once in a seeded random order: Optuna's GridSampler calls
+    ``Study.stop`` when its grid is used up, which fails outside ``Study.optimize`` (Ray drives
+    the study through ask and tell). "tpe" models the shapes' features, not the bare
+    categorical (:mod:`nas_width.search.shape_tpe`).
+    """
+    seed = spec.seed
+    base: BaseSampler
+    if spec.sampler in ("random", "grid"):
+        base = optuna.samplers.RandomSampler(seed=seed)
+    elif spec.sampler == "gp":
+        base = optuna.samplers.GPSampler(seed=seed)
+    elif spec.sampler == "nsga2":
+        base = optuna.samplers.NSGAIISampler(seed=seed)
+    else:
+        from nas_width.search.shape_tpe import ShapeTPE
+
+        base = ShapeTPE(shapes, seed=seed)
+    return UntriedShapes(base, seed=seed)

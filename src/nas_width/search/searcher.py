@@ -29,6 +29,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from nas_width.budget import measure
 from nas_width.config import MixerConfig
+from nas_width.schema import TrialAttrs
 from nas_width.search.internals import (
     SEARCHER_DRIVER_ONLY,
     searcher_completed,
@@ -55,30 +56,30 @@ RESULT_ATTRS = (
 )  # fmt: skip
 
 
-def shape_attrs(cfg: MixerConfig) -> dict[str, Any]:
+def shape_attrs(cfg: MixerConfig) -> TrialAttrs:
     """The shape in the paper's letters plus its fvcore counts."""
     m = measure(cfg)
-    return {
-        "S": m.tokens,
-        "C": m.channels,
-        "m": m.width,
-        "mixing": cfg.mixing,
-        "patch": list(cfg.patch),
-        "gamma_token": cfg.gamma_token,
-        "gamma_channel": cfg.gamma_channel,
-        "hidden_token": cfg.token_hidden,  # D_S and D_C as built (the solver may move them)
-        "hidden_channel": cfg.channel_hidden,
-        "depth": cfg.depth,
-        "seed": cfg.seed,
-        "density_token": m.density_token,
-        "density_channel": m.density_channel,
-        "params": m.params,
-        "flops": m.flops,
-        "mixing_params": m.mixing_params,
-        "mixing_flops": m.mixing_flops,
-        "connections": m.connections,
-        "config": cfg.to_dict(),
-    }
+    return TrialAttrs(
+        S=m.tokens,
+        C=m.channels,
+        m=m.width,
+        mixing=cfg.mixing,
+        patch=list(cfg.patch),
+        gamma_token=cfg.gamma_token,
+        gamma_channel=cfg.gamma_channel,
+        hidden_token=cfg.token_hidden,  # D_S and D_C as built (the solver may move them)
+        hidden_channel=cfg.channel_hidden,
+        depth=cfg.depth,
+        seed=cfg.seed,
+        density_token=m.density_token,
+        density_channel=m.density_channel,
+        params=m.params,
+        flops=m.flops,
+        mixing_params=m.mixing_params,
+        mixing_flops=m.mixing_flops,
+        connections=m.connections,
+        config=cfg.to_dict(),
+    )
 
 
 class WidthSearch(OptunaSearch):

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from nas_width import resources
 from nas_width.budget import Budget, solve
-from nas_width.config import MIXING_KINDS, MixerConfig
+from nas_width.config import MixerConfig
 from nas_width.errors import BudgetError, ConfigError
+from nas_width.kinds import KINDS
 from nas_width.tomlfile import check_keys, expect, read_toml
 
 if TYPE_CHECKING:
@@ -175,9 +176,9 @@ def _from_table(name: str, table: dict[str, Any], where: str) -> SearchSpace:
         if key in table:
             expect(f"{where}: {key}", table[key], str, "a string")
     mixing = _list(f"{where}: mixing", table.get("mixing", ["mixer"]), str)
-    bad = [m for m in mixing if m not in MIXING_KINDS]
+    bad = [m for m in mixing if m not in KINDS]
     if bad:
-        raise ConfigError(f"{where}: mixing {bad[0]!r} is not one of {list(MIXING_KINDS)}")
+        raise ConfigError(f"{where}: mixing {bad[0]!r} is not one of {list(KINDS)}")
     gammas_t = _list(f"{where}: gamma_token", table.get("gamma_token", [2.0]), (int, float))
     gammas_c = _list(f"{where}: gamma_channel", table.get("gamma_channel", [4.0]), (int, float))
     depths = _list(f"{where}: depth", table.get("depth", [2]), int)

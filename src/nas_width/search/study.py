@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nas_width import resources
-from nas_width.config import MIXING_KINDS
 from nas_width.errors import ConfigError
+from nas_width.kinds import KINDS
 from nas_width.tomlfile import check_keys, expect, read_toml
 from nas_width.train import Recipe, Tuning
 
@@ -32,6 +33,7 @@ __all__ = [
     "DatasetSpec",
     "Resources",
     "StudySpec",
+    "load_spec",
     "load_study",
 ]
 
@@ -88,7 +90,7 @@ class AnalysisPlan:
     primary_metric: str = "val_accuracy"
 
     def __post_init__(self) -> None:
-        kinds = (*MIXING_KINDS, "all")
+        kinds = (*KINDS, "all")
         expect("primary_kind", self.primary_kind, str, f"one of {', '.join(kinds)}",
                lambda v: v in kinds)  # fmt: skip
         expect("primary_statistic", self.primary_statistic, str, "spearman or kendall",
@@ -214,7 +216,17 @@ def study_from_dict(name: str, table: dict[str, Any], where: str) -> StudySpec:
         raise ConfigError(f"{where}: {err}") from None
 
 
-def load_study(spec: str | Path) -> StudySpec:
-    """A study by shipped name (``digits``) or TOML path."""
+def load_spec(spec: str | Path) -> StudySpec:
+    """A study file by shipped name (``digits``) or TOML path, as a :class:`StudySpec`."""
     path = resources.find("studies", spec, "study")
     return study_from_dict(path.stem, read_toml(path), str(path))
+
+
+def load_study(spec: str | Path) -> StudySpec:
+    """Deprecated: :func:`load_spec` (``load_study`` is Optuna's name for a stored study)."""
+    warnings.warn(
+        "nas_width.search.load_study is deprecated: use load_spec (it reads a study file)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return load_spec(spec)
