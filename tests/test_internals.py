@@ -13,6 +13,8 @@ from optuna.distributions import CategoricalDistribution
 
 from nas_width.search.internals import (
     SEARCHER_DRIVER_ONLY,
+    live_trial_id,
+    ray_cluster_mode,
     searcher_completed,
     searcher_live_study,
     searcher_live_trials,
@@ -40,6 +42,28 @@ def test_a_studys_storage_and_ids_address_it_in_the_storage() -> None:
     storage.set_trial_state_values(trial_id(running), optuna.trial.TrialState.FAIL)
     assert study.trials[2].state == optuna.trial.TrialState.FAIL
     assert study.trials[2].user_attrs == {"fail_reason": "interrupted"}
+
+
+def test_a_running_trials_id_sets_a_parameter_it_did_not_sample() -> None:
+    """The searcher stores each shape's features as parameters beside ``shape``."""
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    distribution = optuna.distributions.FloatDistribution(1.0, 5.0)
+    study_storage(study).set_trial_param(live_trial_id(trial), "log2_S", 3.0, distribution)
+    study.tell(trial, 0.5)
+    assert study.trials[0].params == {"log2_S": 3.0}
+    assert study.trials[0].distributions == {"log2_S": distribution}
+
+
+def test_rays_cluster_mode_is_a_setting_nas_width_can_turn_off_and_back() -> None:
+    """Off, Ray takes 127.0.0.1 as its node address (a private Ray listens on loopback)."""
+    from ray._private import services
+
+    before = ray_cluster_mode(False)
+    try:
+        assert services.resolve_ip_for_localhost("127.0.0.1") == "127.0.0.1"
+    finally:
+        assert ray_cluster_mode(before) is False
 
 
 def test_ray_optuna_search_keeps_its_live_trials_study_and_completed_set() -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 import ray
@@ -34,3 +40,94 @@ def test_close_without_start_does_nothing() -> None:
     session = RaySession(None)
     session.close()
     assert not ray.is_initialized()
+
+
+def _descendants(root: int) -> set[int]:
+    """``root`` and every process below it (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        found.add(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def _listening(pids: set[int]) -> list[str]:
+    """The local addresses ("ip:port", hex as /proc gives them) where ``pids`` listen on TCP."""
+    where = {}
+    for table in ("tcp", "tcp6"):
+        for row in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A":  # LISTEN
+                where[f"socket:[{fields[9]}]"] = fields[1]
+    found = []
+    for pid in pids:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        found += [where[link] for link in links if link in where]
+    return found
+
+
+#: 127.0.0.1 in /proc/net/tcp, and as an IPv4-mapped address in /proc/net/tcp6.
+LOOPBACK = ("0100007F:", "0000000000000000FFFF00000100007F:")
+
+
+@pytest.mark.skipif(ray.is_initialized(), reason="needs to start its own Ray")
+def test_a_private_ray_listens_on_loopback_only() -> None:
+    """Ray binds every interface unless its node address is loopback (a search on one machine
+    must expose nothing): the GCS, the raylet, the driver and the workers all on 127.0.0.1."""
+    session = RaySession(None)
+    try:
+        session.wait()
+        assert ray.get([_square.remote(i) for i in range(2)]) == [0, 1]  # workers up
+        addresses = _listening(_descendants(os.getpid()))
+        assert len(addresses) >= 3, addresses  # GCS, raylet, driver, workers
+        assert [a for a in addresses if not a.startswith(LOOPBACK)] == []
+    finally:
+        session.close()
+
+
+DRIVER = """
+import sys, time
+from nas_width.search.ray_session import RaySession
+session = RaySession(None)
+session.wait()
+print(session.session_dir, flush=True)
+time.sleep(600)
+"""
+
+
+def _in_session(session_dir: str) -> list[int]:
+    """Processes with a command line or an open file in ``session_dir``."""
+    from nas_width.search._reaper import session_pids
+
+    return session_pids(session_dir, {os.getpid()})
+
+
+def test_nothing_of_a_private_ray_outlives_a_killed_search_by_10_s(tmp_path: Path) -> None:
+    """Ray's agents spend 60 s reporting the raylet's death to a dead GCS; the reaper kills
+    them (and any worker) once the search is gone."""
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert driver.stdout is not None
+        session_dir = driver.stdout.readline().strip()
+        assert session_dir, "the driver did not start Ray"
+        assert _in_session(session_dir)  # GCS, raylet, agents
+    finally:
+        os.kill(driver.pid, signal.SIGKILL)  # the search alone, as `kill -9 PID` does
+        driver.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while (left := _in_session(session_dir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == [], f"processes of the killed search's Ray still run after 10 s: {left}"

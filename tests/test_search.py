@@ -7,6 +7,7 @@ module (searches join it instead of starting their own).
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,6 +127,12 @@ def test_search_stores_trials_with_shapes_and_metric_names(tmp_path: Path) -> No
         assert t.values[0] == t.intermediate_values[3]
         assert t.params["shape"] in spec.shapes
         assert set(attrs) <= set(TrialAttrs.__annotations__)  # the stored schema, written down
+        # The shape's features as Optuna parameters, for optuna-dashboard's own plots.
+        assert t.params["mixing"] == attrs["mixing"]
+        assert t.params["log2_S"] == pytest.approx(math.log2(attrs["S"]))
+        assert (t.params["depth"], t.params["gamma_token"]) == (attrs["depth"], 2.0)
+        assert t.params["patch"] == "x".join(map(str, attrs["patch"]))
+        assert isinstance(t.distributions["log2_S"], optuna.distributions.FloatDistribution)
     attrs = study.user_attrs
     assert set(attrs) == set(StudySettings.__annotations__)  # every setting, none unlisted
     assert attrs["budget"] == "params=5k"
@@ -172,7 +179,7 @@ def test_resume_fails_interrupted_trials_and_retries_them_once(tmp_path: Path) -
     retry = [t for t in trials if t.user_attrs.get("retry_of") == stale.number]
     assert len(retry) == 1
     assert retry[0].state == TrialState.COMPLETE
-    assert retry[0].params == {"shape": shape}
+    assert retry[0].params["shape"] == shape  # (its features are set beside it)
     assert all(t.state != TrialState.RUNNING for t in trials)
 
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SEARCHER_DRIVER_ONLY",
+    "live_trial_id",
+    "ray_cluster_mode",
     "searcher_completed",
     "searcher_live_study",
     "searcher_live_trials",
@@ -33,6 +35,18 @@ __all__ = [
 SEARCHER_DRIVER_ONLY = ("_sampler", "_storage", "_ot_study", "_ot_trials")
 
 
+def ray_cluster_mode(enabled: bool) -> bool:
+    """Set Ray's cluster mode; returns the previous setting. Off, Ray takes 127.0.0.1 as the
+    node address (``ray_constants.ENABLE_RAY_CLUSTER``, read by
+    ``services.resolve_ip_for_localhost``), and its servers bind loopback only; on (Linux's
+    default), they bind every interface. Only a private local Ray turns it off."""
+    from ray._private import ray_constants
+
+    previous = bool(ray_constants.ENABLE_RAY_CLUSTER)
+    ray_constants.ENABLE_RAY_CLUSTER = enabled
+    return previous
+
+
 def study_storage(study: optuna.Study) -> BaseStorage:
     """The storage a study reads and writes (Optuna: ``Study._storage``)."""
     storage: BaseStorage = study._storage
@@ -42,6 +56,11 @@ def study_storage(study: optuna.Study) -> BaseStorage:
 def study_id(study: optuna.Study) -> int:
     """The study's id in its storage (Optuna: ``Study._study_id``)."""
     return int(study._study_id)
+
+
+def live_trial_id(trial: optuna.Trial) -> int:
+    """A running trial's id in its storage (Optuna: ``Trial._trial_id``)."""
+    return int(trial._trial_id)
 
 
 def trial_id(trial: optuna.trial.FrozenTrial) -> int:

@@ -1,5 +1,11 @@
 """Ray for one search: join a cluster, or start a private local Ray while the study opens.
 
+A private local Ray exposes nothing and outlives nothing: it listens on 127.0.0.1 only (Ray
+binds every interface unless its node address is loopback, which it allows only with its
+cluster mode off: :func:`~nas_width.search.internals.ray_cluster_mode`), and a reaper process
+(``_reaper.py``) kills what is left of its session if the search dies without shutting it
+down (Ray's agents would otherwise linger 60 s after a SIGKILL).
+
 Starting a private local Ray (GCS, raylet, the driver's registration) takes about 2 s on the
 project's 2-core machine, most of it spent waiting on those processes. A fresh search has other
 work to do meanwhile (opening the study, importing Ray Tune, building the Tuner), so
@@ -13,10 +19,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from nas_width.errors import NasWidthError
+from nas_width.search.internals import ray_cluster_mode
 
 __all__ = ["RaySession", "check_cluster_resources", "check_reachable", "init_ray"]
 
@@ -79,8 +89,9 @@ def check_cluster_resources(cpus_per_trial: float, gpus_per_trial: float) -> Non
             )
 
 
-def init_ray(address: str | None) -> bool:
-    """Join a Ray cluster, or start a private local Ray (returns True); quiet, no dashboard.
+def init_ray(address: str | None) -> str | None:
+    """Join a Ray cluster, or start a private local Ray on loopback (returns its session
+    directory; None when it joined a cluster or Ray was up already); quiet, no dashboard.
 
     The cluster is :func:`cluster_address`. Without one, a new local Ray starts: never one that
     ``ray start`` left on this machine, which a bare ``ray.init()`` would join (and then refuse
@@ -93,7 +104,7 @@ def init_ray(address: str | None) -> bool:
 
     _quiet_tune_environment()
     if ray.is_initialized():
-        return False
+        return None
     kwargs: dict[str, Any] = {
         "include_dashboard": False,
         "logging_level": logging.ERROR,
@@ -111,9 +122,40 @@ def init_ray(address: str | None) -> bool:
                 "node of that cluster; a cluster that checks tokens (the default of `ray "
                 "start`) also needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN_PATH) here"
             ) from None
-        return False
-    ray.init(address="local", num_cpus=max(1, int(os.cpu_count() or 1)), **kwargs)
-    return True
+        return None
+    _mode_before.append(ray_cluster_mode(False))  # node address 127.0.0.1: listen on loopback
+    context: Any = ray.init(address="local", num_cpus=max(1, int(os.cpu_count() or 1)), **kwargs)
+    return str(context.address_info["session_dir"])
+
+
+#: Ray's cluster mode before a private Ray turned it off, for :meth:`RaySession.close`.
+_mode_before: list[bool] = []
+
+
+def start_reaper(session_dir: str) -> subprocess.Popen[bytes]:
+    """The reaper of the private Ray in ``session_dir``: kills what is left of it if this
+    process dies without :func:`stop_reaper` (its own session, so a signal to this process
+    group does not reach it)."""
+    script = Path(__file__).with_name("_reaper.py")
+    return subprocess.Popen(
+        [sys.executable, "-I", str(script), session_dir],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        close_fds=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def stop_reaper(reaper: subprocess.Popen[bytes]) -> None:
+    """Tell the reaper that Ray was shut down cleanly: it exits without killing anything."""
+    if reaper.stdin is not None:
+        try:
+            reaper.stdin.write(b"DONE")
+            reaper.stdin.close()
+        except OSError:  # it is gone already
+            pass
+    try:
+        reaper.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        reaper.kill()
 
 
 class RaySession:
@@ -133,13 +175,16 @@ class RaySession:
         self._release = threading.Event()
         self._started = False
         self._error: BaseException | None = None
+        self._reaper: subprocess.Popen[bytes] | None = None
+        #: The private Ray's session directory (its logs), None until started or if joined.
+        self.session_dir: str | None = None
 
     def start(self, background: bool = True) -> None:
         """Begin joining or starting Ray (once); a cluster is always joined here, in the caller."""
         if self._thread is not None or self._ready.is_set():
             return
         if not background or cluster_address(self.address):
-            self._started = init_ray(self.address)  # errors surface at once
+            self._begin(init_ray(self.address))  # errors surface at once
             self._ready.set()
             return
         logging.getLogger("ray").setLevel(logging.ERROR)
@@ -149,7 +194,7 @@ class RaySession:
     def _own(self) -> None:
         """The owner thread: start Ray, then hold it until ``close`` and shut it down."""
         try:
-            self._started = init_ray(self.address)
+            self._begin(init_ray(self.address))
         except BaseException as err:  # re-raised by wait(), in the caller's thread
             self._error = err
         finally:
@@ -159,6 +204,12 @@ class RaySession:
             import ray
 
             ray.shutdown()
+
+    def _begin(self, session_dir: str | None) -> None:
+        self._started = session_dir is not None
+        self.session_dir = session_dir
+        if session_dir is not None:
+            self._reaper = start_reaper(session_dir)
 
     def wait(self) -> bool:
         """Block until Ray is up; True if this session started it. Starts it if not started."""
@@ -179,4 +230,9 @@ class RaySession:
             import ray
 
             ray.shutdown()
+        if self._reaper is not None:
+            stop_reaper(self._reaper)
+            self._reaper = None
+        if self._started and _mode_before:
+            ray_cluster_mode(_mode_before.pop())  # as it was: a later ray.init may join a cluster
         self._started = False

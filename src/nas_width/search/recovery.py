@@ -65,6 +65,8 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
         )
         # A dequeued retry stopped before it was suggested holds its parameters as fixed_params.
         params = trial.params or trial.system_attrs.get("fixed_params")
+        if params and "shape" in params:  # the shape is chosen; its features follow from it
+            params = {"shape": params["shape"]}
         if params and attempt < MAX_ATTEMPTS and (first, attempt + 1) not in queued:
             retry = TrialAttrs(retry_of=first, attempt=attempt + 1)
             study.enqueue_trial(params, user_attrs=dict(retry))

@@ -63,7 +63,9 @@ class UntriedShapes(BaseSampler):
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return self._base.infer_relative_search_space(study, trial)
+        """``shape`` alone: the features stored beside it (the searcher's) are not chosen."""
+        space = self._base.infer_relative_search_space(study, trial)
+        return {name: d for name, d in space.items() if name == PARAM}
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]

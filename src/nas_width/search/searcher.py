@@ -23,6 +23,12 @@ import pickle
 from typing import Any
 
 import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
@@ -32,12 +38,14 @@ from nas_width.config import MixerConfig
 from nas_width.schema import TrialAttrs
 from nas_width.search.internals import (
     SEARCHER_DRIVER_ONLY,
+    live_trial_id,
     searcher_completed,
     searcher_live_study,
     searcher_live_trials,
+    study_storage,
 )
 
-__all__ = ["WidthSearch", "shape_attrs"]
+__all__ = ["WidthSearch", "feature_space", "feature_values", "shape_attrs"]
 
 #: Per-epoch metrics kept as lists in each finished trial's ``history`` user attribute (the
 #: validation accuracy per epoch is already its intermediate values).
@@ -54,6 +62,38 @@ RESULT_ATTRS = (
     "started_at", "fit_started_at", "fit_seconds", "train_seconds", "val_samples",
     "train_accuracy", "lr", "test_accuracy", "test_loss", "test_samples", "tuning",
 )  # fmt: skip
+
+
+def feature_values(cfg: MixerConfig) -> dict[str, Any]:
+    """What a shape is made of, in the paper's letters: the mixing kind, log2 S, the depth,
+    gamma_S, gamma_C and the patch. C, m and the densities follow from these at the budget
+    (they are solved), so they stay trial attributes."""
+    return {
+        "mixing": cfg.mixing,
+        "log2_S": math.log2(cfg.tokens),
+        "depth": cfg.depth,
+        "gamma_token": float(cfg.gamma_token),
+        "gamma_channel": float(cfg.gamma_channel),
+        "patch": "x".join(map(str, cfg.patch)),
+    }
+
+
+def feature_space(shapes: dict[str, MixerConfig]) -> dict[str, BaseDistribution]:
+    """Each feature's distribution over the feasible shapes (numbers as ranges, so that
+    optuna-dashboard's slice, contour and importance plots treat them as numbers)."""
+    values = [feature_values(cfg) for cfg in shapes.values()]
+
+    def span(name: str) -> tuple[Any, Any]:
+        return min(v[name] for v in values), max(v[name] for v in values)
+
+    return {
+        "mixing": CategoricalDistribution(sorted({v["mixing"] for v in values})),
+        "log2_S": FloatDistribution(*span("log2_S")),
+        "depth": IntDistribution(*span("depth")),
+        "gamma_token": FloatDistribution(*span("gamma_token")),
+        "gamma_channel": FloatDistribution(*span("gamma_channel")),
+        "patch": CategoricalDistribution(sorted({v["patch"] for v in values})),
+    }
 
 
 def shape_attrs(cfg: MixerConfig) -> TrialAttrs:
@@ -100,6 +140,7 @@ class WidthSearch(OptunaSearch):
         }
         super().__init__(space=space, **kwargs)
         self._shapes = shapes
+        self._features = feature_space(shapes) if shapes else {}
         self._epochs = epochs
         self._reported: dict[str, set[int]] = {}
         self._history: dict[str, dict[int, dict[str, float]]] = {}
@@ -130,9 +171,20 @@ class WidthSearch(OptunaSearch):
         params = super().suggest(trial_id)
         if params is not None:
             trial = searcher_live_trials(self)[trial_id]
-            for key, value in shape_attrs(self._shapes[params["shape"]]).items():
+            cfg = self._shapes[params["shape"]]
+            for key, value in shape_attrs(cfg).items():
                 trial.set_user_attr(key, value)
+            self._store_features(trial, cfg)
         return params
+
+    def _store_features(self, trial: optuna.Trial, cfg: MixerConfig) -> None:
+        """The shape's features as parameters of the trial beside ``shape`` (set, not
+        sampled: ``shape`` alone is chosen; samplers see only it, see ``UntriedShapes``)."""
+        storage, number = study_storage(self.study), live_trial_id(trial)
+        for name, value in feature_values(cfg).items():
+            distribution = self._features[name]
+            internal = distribution.to_internal_repr(value)
+            storage.set_trial_param(number, name, internal, distribution)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         self._report(trial_id, result)
