@@ -15,10 +15,14 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
+from nas_width.schema import COMPLETE_MARK
+from nas_width.search.hooks import MOMENTS, PAUSE_HOOK_ENV
 from nas_width.search.recovery import INTERRUPTED, MAX_ATTEMPTS
 from tests.servers import (
     Postgres,
@@ -306,5 +310,77 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path: Path) -> None:
         assert not [t.number for t in stopped if t.state == TrialState.RUNNING]
         assert any(t.user_attrs.get("fail_reason") == INTERRUPTED for t in stopped)
         assert not search.session_gone(timeout=60), "Ray processes outlived the search"
+    finally:
+        runs.cleanup()
+
+
+SIGNALS = {"INT": signal.SIGINT, "TERM": signal.SIGTERM, "KILL": signal.SIGKILL}
+#: How the search ends on each signal: 128 + the signal as the CLI's exit code, or killed.
+ENDS = {"INT": 130, "TERM": 143, "KILL": -signal.SIGKILL}
+
+
+def study_now(storage: str) -> tuple[dict[str, Any] | None, list[FrozenTrial]]:
+    """The study's settings and trials, (None, []) if no study was made."""
+    from nas_width.search.storage import open_storage
+
+    if not Path(storage.removeprefix("sqlite:///")).exists():
+        return None, []
+    backend = open_storage(storage, create=False)
+    if STUDY_NAME not in {s.study_name for s in optuna.get_all_study_summaries(backend)}:
+        return None, []
+    study = optuna.load_study(study_name=STUDY_NAME, storage=backend)
+    return study.user_attrs, study.get_trials(deepcopy=True)
+
+
+@pytest.mark.parametrize("name", list(SIGNALS))
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_a_signal_at_any_moment_leaves_a_whole_study_or_none_and_the_next_run_completes(
+    tmp_path: Path, moment: str, name: str
+) -> None:
+    """Before the settings, while Ray starts, before the summary (mid-trial: the tests above):
+    INT, TERM and KILL leave no study without its settings and no Ray process 10 s later; the
+    command the search printed (after a KILL: --resume, or a plain rerun of a study that never
+    came into being) completes the study, and no finished trial is lost or run again."""
+    runs = Searches(tmp_path)
+    try:
+        storage = f"sqlite:///{tmp_path / 'moment.db'}"
+        args = search_args(tmp_path, storage, trials=2, epochs=1)
+        search = runs.start(*args, env={PAUSE_HOOK_ENV: moment})
+        paused = f"nas-width: paused at {moment}"
+        wait_for(paused, lambda: paused in search.stderr() or not search.alive())
+        assert search.alive(), search.stderr()
+        _, finished = study_now(storage)
+        search.process.send_signal(SIGNALS[name])  # the search process alone, as kill does
+        assert search.wait(timeout=120) == ENDS[name], search.stderr()
+        err = search.stderr()
+        assert "Traceback" not in err, err
+        assert not search.session_gone(timeout=10), "Ray processes outlived the search by 10 s"
+        settings, _ = study_now(storage)
+        whole = settings is not None and COMPLETE_MARK in settings
+        if name == "KILL" and moment == "settings":  # killed half-made: it counts as not made
+            assert settings is not None
+            assert not whole
+            refused = runs.run(*args, "--resume")
+            assert refused.process.returncode == 2, refused.stderr()
+            assert "was never fully created" in refused.stderr()
+            rerun = args
+        elif name == "KILL":
+            assert settings is None or whole
+            rerun = [*args, "--resume"] if whole else args
+        else:
+            assert settings is None or whole, settings
+            hint = re.search(r"^(?:interrupted; )?continue with: (nas-width search .*)$", err, re.M)
+            assert hint is not None, err
+            rerun = shlex.split(hint[1])[2:]
+            assert ("--resume" in rerun) is whole
+        done = runs.run(*rerun)
+        assert done.process.returncode == 0, done.stderr()
+        settings, trials = study_now(storage)
+        assert settings is not None
+        assert COMPLETE_MARK in settings
+        assert [t.state for t in trials] == [TrialState.COMPLETE] * 2  # none re-run or lost
+        for before in finished:
+            if before.state == TrialState.COMPLETE:
+                assert record(trials[before.number]) == record(before)
     finally:
         runs.cleanup()

@@ -172,6 +172,8 @@ def search(
         typer.echo(f"nas-width: error: {stop}; continue with: {again}", err=True)
         raise typer.Exit(EXIT_RAY) from None
     except KeyboardInterrupt as stop:  # before any trial started
+        if not resume and not getattr(stop, "study_opened", True):  # no study yet: run it again
+            again = again.removesuffix(" --resume")
         typer.echo(f"interrupted; continue with: {again}", err=True)
         code = EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
         raise typer.Exit(code) from None

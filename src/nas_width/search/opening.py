@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from nas_width.schema import COMPLETE_MARK, StudySettings, study_settings
 from nas_width.search.errors import StorageError
+from nas_width.search.hooks import pause_at
 from nas_width.search.lease import Lease, acquire_lease, held_by_a_gone_search
 from nas_width.search.storage import check_writable, open_storage, open_study
 
@@ -56,6 +57,7 @@ def open_search_study(prepared: Prepared, resume: bool) -> tuple[optuna.Study, L
     except optuna.exceptions.DuplicatedStudyError:  # created by another search just now
         raise exists from None
     lease = acquire_lease(study)
+    pause_at("settings")
     settings = dict(prepared.study_attrs())
     mark = settings.pop(COMPLETE_MARK)
     for key, value in settings.items():

@@ -21,6 +21,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ def check_cluster_resources(cpus_per_trial: float, gpus_per_trial: float) -> Non
             )
 
 
-def init_ray(address: str | None) -> str | None:
+def init_ray(address: str | None, temp_dir: str | None = None) -> str | None:
     """Join a Ray cluster, or start a private local Ray on loopback (returns its session
     directory; None when it joined a cluster or Ray was up already); quiet, no dashboard.
 
@@ -124,6 +125,8 @@ def init_ray(address: str | None) -> str | None:
             ) from None
         return None
     _mode_before.append(ray_cluster_mode(False))  # node address 127.0.0.1: listen on loopback
+    if temp_dir is not None:
+        kwargs["_temp_dir"] = temp_dir
     context: Any = ray.init(address="local", num_cpus=max(1, int(os.cpu_count() or 1)), **kwargs)
     return str(context.address_info["session_dir"])
 
@@ -132,13 +135,14 @@ def init_ray(address: str | None) -> str | None:
 _mode_before: list[bool] = []
 
 
-def start_reaper(session_dir: str) -> subprocess.Popen[bytes]:
-    """The reaper of the private Ray in ``session_dir``: kills what is left of it if this
+def start_reaper(root: str) -> subprocess.Popen[bytes]:
+    """The reaper of the private Ray whose files lie under ``root`` (started before Ray, so
+    that a search killed while Ray starts is covered too): kills what is left of it if this
     process dies without :func:`stop_reaper` (its own session, so a signal to this process
     group does not reach it)."""
     script = Path(__file__).with_name("_reaper.py")
     return subprocess.Popen(
-        [sys.executable, "-I", str(script), session_dir],
+        [sys.executable, "-I", str(script), root],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         close_fds=True, start_new_session=True,
     )  # fmt: skip
@@ -184,7 +188,7 @@ class RaySession:
         if self._thread is not None or self._ready.is_set():
             return
         if not background or cluster_address(self.address):
-            self._begin(init_ray(self.address))  # errors surface at once
+            self._begin()  # errors surface at once
             self._ready.set()
             return
         logging.getLogger("ray").setLevel(logging.ERROR)
@@ -194,7 +198,7 @@ class RaySession:
     def _own(self) -> None:
         """The owner thread: start Ray, then hold it until ``close`` and shut it down."""
         try:
-            self._begin(init_ray(self.address))
+            self._begin()
         except BaseException as err:  # re-raised by wait(), in the caller's thread
             self._error = err
         finally:
@@ -205,11 +209,16 @@ class RaySession:
 
             ray.shutdown()
 
-    def _begin(self, session_dir: str | None) -> None:
-        self._started = session_dir is not None
-        self.session_dir = session_dir
-        if session_dir is not None:
-            self._reaper = start_reaper(session_dir)
+    def _begin(self) -> None:
+        """Join the cluster, or start a private Ray in a temporary directory of its own with
+        its reaper watching that directory (Ray puts its session, sockets and logs there)."""
+        if cluster_address(self.address):
+            init_ray(self.address)
+            return
+        root = tempfile.mkdtemp(prefix="nw-ray-")  # short: Ray's socket paths must fit 107 bytes
+        self._reaper = start_reaper(root)
+        self.session_dir = init_ray(None, temp_dir=root)
+        self._started = self.session_dir is not None
 
     def wait(self) -> bool:
         """Block until Ray is up; True if this session started it. Starts it if not started."""

@@ -34,6 +34,7 @@ from nas_width.search.errors import (
     Terminated,
     TooManyFailures,
 )
+from nas_width.search.hooks import pause_at, wake
 from nas_width.search.lease import describe_lease
 from nas_width.search.opening import open_search_study
 from nas_width.search.prepare import (
@@ -97,14 +98,17 @@ def run_search(
         try:
             if not resume or cluster_address(address):
                 ray_session.start()
+                pause_at("ray")
             if cluster_address(address):  # joined already: ask it what it has
                 resources = spec.resources
                 check_cluster_resources(resources.cpus_per_trial, resources.gpus_per_trial)
             with stop.holding():
                 study, lease = open_search_study(prepared, resume)
-        except BaseException:
+        except BaseException as err:
             with _sigint_deferred():
                 ray_session.close()
+            if isinstance(err, KeyboardInterrupt):
+                err.study_opened = False  # type: ignore[attr-defined]  # run it again, not --resume
             raise
         failures: list[tuple[int, str]] = []
         interrupted: list[int] | None = None
@@ -123,6 +127,7 @@ def run_search(
                 interrupted, failures = _run_trials(
                     prepared, study, remaining, ray_session, echo, target
                 )
+            pause_at("summary")
             outcome = summarize(study, prepared)
         finally:
             with _sigint_deferred():
@@ -162,6 +167,8 @@ def _run_trials(
     failures: list[tuple[int, str]] = []
     ray_error: Exception | None = None
     again = False
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGINT) if main else None
     try:
         failures = _tune(prepared, study, remaining, ray_session, printer)
     except KeyboardInterrupt:  # a second Ctrl-C while Ray was stopping
@@ -169,6 +176,8 @@ def _run_trials(
     except Exception as err:  # Ray itself failed (e.g. its memory monitor killed a worker)
         ray_error = err
     finally:
+        if before is not None:  # Ray Tune leaves its own Ctrl-C handler in place
+            signal.signal(signal.SIGINT, before)
         with _sigint_deferred():
             stopped = recover_interrupted(study)
     if ray_error is not None:
@@ -199,7 +208,12 @@ class _Stop:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: self.held.append(signum))
+
+        def hold(signum: int, frame: Any) -> None:
+            self.held.append(signum)
+            wake()  # a test's pause ends too
+
+        previous = signal.signal(signal.SIGINT, hold)
         try:
             yield
         finally:
