@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nas_width.errors import ConfigError
-from nas_width.fileio import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from nas_width.fileio import (
+    read_json,
+    replace_directory_atomic,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from nas_width.train import CheckpointError
 
 
@@ -88,3 +96,28 @@ def test_a_directory_is_replaced_whole_with_the_mode_mkdir_gives(tmp_path: Path)
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o777 & ~mask
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def test_temporaries_of_a_killed_writer_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    """A kill between writing the temporary and renaming it leaves ``.NAME.PID.*.tmp``; the
+    next write of the same path removes it (its process is gone), never a live writer's."""
+    dead, live = _dead_pid(), os.getpid()
+    stale = tmp_path / f".best.json.{dead}.x1.tmp"
+    stale.write_text("half")
+    busy = tmp_path / f".best.json.{live}.x2.tmp"
+    busy.write_text("being written")
+    other = tmp_path / f".other.json.{dead}.x3.tmp"
+    other.write_text("another file's")
+    old_model = tmp_path / f".model.{dead}.x4.old"
+    (old_model / "model").mkdir(parents=True)
+    write_json_atomic(tmp_path / "best.json", {"a": 1})
+    replace_directory_atomic(tmp_path / "model", {"config.json": b"{}"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["best.json", "model", busy.name, other.name]
+    )

@@ -2,10 +2,12 @@
 
 Every file the CLI writes (an exported config, a report, a trained model's weights, config and
 metrics) goes through :func:`write_bytes_atomic`: a temporary file in the same directory
-(``.NAME.*.tmp``, so the final rename never crosses a file system), written, flushed and
+(``.NAME.PID.*.tmp``, so the final rename never crosses a file system), written, flushed and
 fsync'd, given the mode a plain ``open(path, "w")`` would (0666 less the umask: a team on a
 shared cluster reads each other's exports), then renamed over ``path``. A reader sees the old
 file or the new one, never half of one; a failed write leaves the old file and no temporary.
+A killed writer cannot remove its temporary: the next write of the same path removes those
+whose process (the PID in the name) is gone.
 
 JSON is written strictly (NaN and infinities become ``null``, keys strings) and read through
 one error ladder (:func:`loads_json`, :func:`read_json`) that names the line of a syntax error.
@@ -51,7 +53,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             is then unchanged and no temporary file is left.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _sweep(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=".tmp")
     try:
         os.fchmod(fd, _normal_mode())  # mkstemp's 0600 would hide the file from the group
         with os.fdopen(fd, "wb") as handle:
@@ -72,7 +75,8 @@ def replace_directory_atomic(directory: Path, files: dict[str, bytes]) -> None:
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
+    _sweep(directory)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=_prefix(directory), suffix=".tmp"))
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # what mkdir gives; mkdtemp's is 0700
         for name, data in files.items():  # the directory is private until renamed
@@ -81,7 +85,7 @@ def replace_directory_atomic(directory: Path, files: dict[str, bytes]) -> None:
                 handle.flush()
                 os.fsync(handle.fileno())
         if directory.exists():
-            aside = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.",
+            aside = Path(tempfile.mkdtemp(dir=directory.parent, prefix=_prefix(directory),
                                           suffix=".old"))  # fmt: skip
             os.replace(directory, aside / directory.name)
             os.rename(tmp, directory)
@@ -92,6 +96,36 @@ def replace_directory_atomic(directory: Path, files: dict[str, bytes]) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _prefix(path: Path) -> str:
+    """``.NAME.PID.``: hidden, beside ``path``, and naming the process that writes it."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def _sweep(path: Path) -> None:
+    """Remove the temporaries that killed writers of ``path`` left beside it (their process,
+    the PID in the name, is gone); a live writer's are left alone."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\..*\.(tmp|old)")
+    with suppress(OSError):
+        for leftover in path.parent.iterdir():
+            found = pattern.fullmatch(leftover.name)
+            if found is None or _alive(int(found[1])):
+                continue
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's: not ours to judge
+    return True
 
 
 def _umask() -> int:
