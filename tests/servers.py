@@ -58,6 +58,45 @@ def session_pids(sid: int) -> list[int]:
     return pids
 
 
+def descendants(root: int) -> set[int]:
+    """``root`` and every process below it (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        found.add(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def listening(pids: set[int]) -> list[str]:
+    """The local addresses ("ip:port", hex as /proc gives them) where ``pids`` listen on TCP."""
+    where = {}
+    for table in ("tcp", "tcp6"):
+        for row in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A":  # LISTEN
+                where[f"socket:[{fields[9]}]"] = fields[1]
+    found = []
+    for pid in pids:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        found += [where[link] for link in links if link in where]
+    return found
+
+
+#: 127.0.0.1 in /proc/net/tcp, and as an IPv4-mapped address in /proc/net/tcp6.
+LOOPBACK = ("0100007F:", "0000000000000000FFFF00000100007F:")
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout: float = PATIENCE_S) -> Any:
     """Poll ``check`` until it returns something truthy; fail naming ``what`` on timeout."""
     deadline = time.monotonic() + timeout

@@ -14,6 +14,7 @@ import pytest
 import ray
 
 from nas_width.search.ray_session import RaySession
+from tests.servers import LOOPBACK, descendants, listening
 
 
 @ray.remote(num_cpus=1)
@@ -42,45 +43,6 @@ def test_close_without_start_does_nothing() -> None:
     assert not ray.is_initialized()
 
 
-def _descendants(root: int) -> set[int]:
-    """``root`` and every process below it (Linux /proc)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    found, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        found.add(pid)
-        todo += children.get(pid, [])
-    return found
-
-
-def _listening(pids: set[int]) -> list[str]:
-    """The local addresses ("ip:port", hex as /proc gives them) where ``pids`` listen on TCP."""
-    where = {}
-    for table in ("tcp", "tcp6"):
-        for row in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
-            fields = row.split()
-            if fields[3] == "0A":  # LISTEN
-                where[f"socket:[{fields[9]}]"] = fields[1]
-    found = []
-    for pid in pids:
-        try:
-            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
-        except OSError:
-            continue
-        found += [where[link] for link in links if link in where]
-    return found
-
-
-#: 127.0.0.1 in /proc/net/tcp, and as an IPv4-mapped address in /proc/net/tcp6.
-LOOPBACK = ("0100007F:", "0000000000000000FFFF00000100007F:")
-
-
 @pytest.mark.skipif(ray.is_initialized(), reason="needs to start its own Ray")
 def test_a_private_ray_listens_on_loopback_only() -> None:
     """Ray binds every interface unless its node address is loopback (a search on one machine
@@ -89,7 +51,7 @@ def test_a_private_ray_listens_on_loopback_only() -> None:
     try:
         session.wait()
         assert ray.get([_square.remote(i) for i in range(2)]) == [0, 1]  # workers up
-        addresses = _listening(_descendants(os.getpid()))
+        addresses = listening(descendants(os.getpid()))
         assert len(addresses) >= 3, addresses  # GCS, raylet, driver, workers
         assert [a for a in addresses if not a.startswith(LOOPBACK)] == []
     finally:
@@ -99,6 +61,7 @@ def test_a_private_ray_listens_on_loopback_only() -> None:
 DRIVER = """
 import sys, time
 from nas_width.search.ray_session import RaySession
+from tests.servers import LOOPBACK, descendants, listening
 session = RaySession(None)
 session.wait()
 print(session.session_dir, flush=True)

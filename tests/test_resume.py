@@ -25,12 +25,15 @@ from nas_width.schema import COMPLETE_MARK
 from nas_width.search.hooks import MOMENTS, PAUSE_HOOK_ENV
 from nas_width.search.recovery import INTERRUPTED, MAX_ATTEMPTS
 from tests.servers import (
+    LOOPBACK,
     Postgres,
     Search,
     Searches,
+    listening,
     postgres_fixture,  # noqa: F401 (the fixture "postgres")
     read_trials,
     searches_fixture,  # noqa: F401 (the fixture "searches")
+    session_pids,
     wait_for,
 )
 
@@ -350,6 +353,10 @@ def test_a_signal_at_any_moment_leaves_a_whole_study_or_none_and_the_next_run_co
         wait_for(paused, lambda: paused in search.stderr() or not search.alive())
         assert search.alive(), search.stderr()
         _, finished = study_now(storage)
+        if moment == "summary":  # Ray is up, its workers too: nothing listens beyond loopback
+            addresses = listening(set(session_pids(search.sid)))
+            assert addresses, "no listener found"
+            assert [a for a in addresses if not a.startswith(LOOPBACK)] == []
         search.process.send_signal(SIGNALS[name])  # the search process alone, as kill does
         assert search.wait(timeout=120) == ENDS[name], search.stderr()
         err = search.stderr()
