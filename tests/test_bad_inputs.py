@@ -156,6 +156,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (directory / "study-latin1.toml").write_bytes(
         f'description = "\xff"\n{STUDY}'.encode("latin-1")
     )
+    (directory / "study-seed.toml").write_text(f"seed = 99999999999\n{STUDY}")
+    (directory / "study-cpus-inf.toml").write_text(f"{STUDY}[resources]\ncpus_per_trial = inf\n")
     (directory / "study-newline-key.toml").write_text(STUDY.replace("trials", '"tri\\nals"'))
     config = MixerConfig.from_dict(json.loads((directory / "best.json").read_text())["config"])
     save_trained(directory / "model", build_model(config), config, Recipe(epochs=1), {})
@@ -207,6 +209,12 @@ TABLE = [
         "cpus_per_trial must be a finite number > 0, got inf"),
     bad("search-cpus-beyond-the-machine", f"{SEARCH} --budget 5k --cpus-per-trial 1e9",
         r"cpus_per_trial 1e\+09 is more than this machine's \d+ CPUs"),
+    bad("search-gpus-beyond-the-machine", f"{SEARCH} --budget 5k --gpus-per-trial 1000",
+        r"gpus_per_trial 1000 is more than this machine's \d+ CUDA GPUs"),
+    bad("search-study-file-seed-beyond-numpy", f"search --study study-seed.toml --storage "
+        f"{S_NEW} --budget 5k", r"seed must be an integer in \[0, 2\*\*32\), got 99999999999"),
+    bad("search-study-file-cpus-infinite", f"search --study study-cpus-inf.toml --storage "
+        f"{S_NEW} --budget 5k", "cpus_per_trial must be a finite number > 0, got inf"),
     bad("search-max-concurrent-negative", f"{SEARCH} --budget 5k --max-concurrent -1",
         "max_concurrent .*got -1$"),
     bad("search-data-dir-missing",
