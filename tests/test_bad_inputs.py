@@ -312,6 +312,9 @@ TABLE = [
     bad("search-address-unreachable", f"{SEARCH} --budget 5k --address 127.0.0.1:1",
         r"cannot join the Ray cluster at '127\.0\.0\.1:1': nothing accepts a connection at "
         r"127\.0\.0\.1:1 \(Connection refused\)", real=REAL),
+    bad("search-ray-address-unreachable", f"RAY_ADDRESS=127.0.0.1:1 {SEARCH} --budget 5k",
+        r"cannot join the Ray cluster at '127\.0\.0\.1:1': nothing accepts a connection",
+        real=REAL),
     bad("search-client-address-unreachable", f"{SEARCH} --budget 5k --address ray://127.0.0.1:1",
         r"'ray://127\.0\.0\.1:1': nothing accepts a connection"),
     # damaged storage files: refused before anything is written to them
@@ -373,6 +376,9 @@ def test_bad_input_exits_2_with_one_line_naming_it_and_changes_nothing(
     no_server: None,
 ) -> None:
     args = [a.replace(BUSY_PORT, str(busy_port)) for a in case.args]
+    while re.fullmatch(r"[A-Z_]+=\S*", args[0]):  # leading NAME=VALUE: the environment, as sh
+        name, _, value = args.pop(0).partition("=")
+        monkeypatch.setenv(name, value)
     named = case.named.replace(BUSY_PORT, str(busy_port))
     monkeypatch.chdir(workdir)
     before = snapshot(workdir)
