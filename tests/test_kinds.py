@@ -17,9 +17,10 @@ import torch
 from nas_width import ConfigError, build_model, measure
 from nas_width.budget import closed_form
 from nas_width.kinds import KINDS, MixingKindSpec, kind, register_kind
-from nas_width.layers import TokenMixing, wide_mlp
+from nas_width.layers import TokenMixing
 from nas_width.report.text import kind_label
 from tests.conftest import small_config
+from tests.twins import assert_equals_its_twin
 
 REGISTERED = list(KINDS)
 # Uneven shapes: S = 16, C = 5 with hidden widths 11 and 12; a 1-D signal with S = 3, C = 4.
@@ -85,17 +86,7 @@ def test_builder_layers_equal_their_twins(name: str, shape: dict[str, object]) -
     cfg = small_config(name, **shape)
     S, C = cfg.tokens, cfg.channels
     for layer in kind(name).build_layers(cfg, 1):
-        layer = layer.double()
-        x = torch.randn(3, S, C, dtype=torch.float64, requires_grad=True)
-        params = list(layer.parameters())
-        fast, ref = layer(x), wide_mlp(layer, S, C)(x)
-        assert fast.shape == (3, S, C)
-        torch.testing.assert_close(fast, ref)
-        upstream = torch.randn_like(fast)
-        fast_grads = torch.autograd.grad(fast, [x, *params], upstream)
-        ref_grads = torch.autograd.grad(ref, [x, *params], upstream)
-        for got, want in zip(fast_grads, ref_grads, strict=True):
-            torch.testing.assert_close(got, want)
+        assert_equals_its_twin(layer.double(), S, C)
 
 
 def test_a_fifth_kind_is_one_entry(toy: MixingKindSpec) -> None:

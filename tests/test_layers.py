@@ -24,6 +24,7 @@ from nas_width.layers import (
     wide_mlp,
 )
 from nas_width.layers.sparse import random_mask, structure_only
+from tests.twins import assert_equals_its_twin
 
 # (S, C, gamma): S and C coprime or uneven, hidden = round(gamma * n) not a multiple of n.
 SIZES = [(5, 7, 1.5), (3, 8, 2.0), (9, 4, 0.7), (1, 6, 3.0), (6, 1, 1.0)]
@@ -68,20 +69,7 @@ KINDS = [
 def test_fast_layer_matches_reference_outputs_and_gradients(
     kind: str, S: int, C: int, gamma: float
 ) -> None:
-    layer = make_layer(kind, S, C, gamma)
-    x = torch.randn(3, S, C, dtype=torch.float64, requires_grad=True)
-    params = list(layer.parameters())
-
-    fast = layer(x)
-    ref = wide_mlp(layer, S, C)(x)
-    assert fast.shape == (3, S, C)
-    torch.testing.assert_close(fast, ref)
-
-    upstream = torch.randn_like(fast)
-    fast_grads = torch.autograd.grad(fast, [x, *params], upstream)
-    ref_grads = torch.autograd.grad(ref, [x, *params], upstream)
-    for got, want in zip(fast_grads, ref_grads, strict=True):
-        torch.testing.assert_close(got, want)
+    assert_equals_its_twin(make_layer(kind, S, C, gamma), S, C)
 
 
 @pytest.mark.parametrize(("S", "C", "gamma"), SIZES)
