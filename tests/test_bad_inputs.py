@@ -182,6 +182,21 @@ class Bad:
     real: bool = False  # run the console script as a subprocess (at most 16 GiB of memory)
 
 
+#: A leading ``unwritable:PATH``: this user may not write PATH (a file or a directory).
+UNWRITABLE = "unwritable:"
+
+
+def _unwritable(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    real = os.access
+
+    def access(target: Any, mode: int, *args: Any, **kwargs: Any) -> bool:
+        if mode & os.W_OK and Path(target).resolve() == path.resolve():
+            return False
+        return real(target, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
 def bad(case_id: str, command: str, named: str, *, real: bool = False) -> Any:
     """A case of the table; ``command`` is split at spaces (no argument holds one). A real
     subprocess takes seconds: those cases are marked slow."""
@@ -317,6 +332,16 @@ TABLE = [
         real=REAL),
     bad("search-client-address-unreachable", f"{SEARCH} --budget 5k --address ray://127.0.0.1:1",
         r"'ray://127\.0\.0\.1:1': nothing accepts a connection"),
+    # what this user may not write: refused before any work, nothing written
+    bad("search-resume-storage-not-writable", f"unwritable:good.db search --study tiny.toml "
+        f"--storage {S_GOOD} --budget 5k --resume --study-name {STUDY_NAME}",
+        r"'good\.db' is not writable by this user"),
+    bad("export-into-a-directory-not-writable", f"unwritable:adir export --storage {S_GOOD} "
+        "-o adir/best.json", r"directory 'adir' is not writable"),
+    bad("report-into-a-directory-not-writable", f"unwritable:adir report --storage {S_GOOD} "
+        "--no-save -o adir/r.html", r"directory 'adir' is not writable"),
+    bad("train-into-a-directory-not-writable", "unwritable:adir train best.json -o adir/model",
+        r"directory 'adir' is not writable"),
     # damaged storage files: refused before anything is written to them
     bad("search-resume-journal-cut-off", f"search --study tiny.toml --storage journal:cut.log "
         f"--budget 5k --resume --study-name {STUDY_NAME}",
@@ -379,6 +404,8 @@ def test_bad_input_exits_2_with_one_line_naming_it_and_changes_nothing(
     while re.fullmatch(r"[A-Z_]+=\S*", args[0]):  # leading NAME=VALUE: the environment, as sh
         name, _, value = args.pop(0).partition("=")
         monkeypatch.setenv(name, value)
+    if args[0].startswith(UNWRITABLE):  # root writes anywhere: the permission is stubbed
+        _unwritable(monkeypatch, workdir / args.pop(0).removeprefix(UNWRITABLE))
     named = case.named.replace(BUSY_PORT, str(busy_port))
     monkeypatch.chdir(workdir)
     before = snapshot(workdir)
