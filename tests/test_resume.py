@@ -122,8 +122,8 @@ def check_interrupted_were_retried_once(trials: list[FrozenTrial], stopped: set[
         chosen = t.params or t.system_attrs.get("fixed_params")
         expected = 1 if chosen and attempt(t) < MAX_ATTEMPTS else 0
         assert len(retries) == expected, (t.number, [r.number for r in retries])
-        for r in retries:
-            assert r.params == t.params
+        for r in retries:  # the same shape (a kill may come before its features were set)
+            assert r.params["shape"] == (chosen or {}).get("shape")
 
 
 def sigkill(search: Search) -> None:
