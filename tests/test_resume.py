@@ -258,7 +258,7 @@ def test_ctrl_c_exits_130_and_marks_the_running_trials_interrupted(ctrl_c: CtrlC
     err = first.stderr()
     assert first.process.returncode == 130, err
     assert "Traceback" not in err
-    assert not first.session_gone(timeout=60), "Ray processes outlived the interrupted search"
+    assert not first.session_gone(timeout=10), "Ray processes outlived the interrupted search"
     stopped = ctrl_c.stopped
     assert not [t.number for t in stopped if t.state == TrialState.RUNNING]
     interrupted = {t.number for t in stopped if t.user_attrs.get("fail_reason") == INTERRUPTED}
@@ -313,7 +313,7 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path: Path) -> None:
         stopped = read_trials(storage, STUDY_NAME)
         assert not [t.number for t in stopped if t.state == TrialState.RUNNING]
         assert any(t.user_attrs.get("fail_reason") == INTERRUPTED for t in stopped)
-        assert not search.session_gone(timeout=60), "Ray processes outlived the search"
+        assert not search.session_gone(timeout=10), "Ray processes outlived the search by 10 s"
     finally:
         runs.cleanup()
 
