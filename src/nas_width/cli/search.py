@@ -48,15 +48,16 @@ def _overrides(spec: StudySpec, **options: Any) -> StudySpec:
     return spec.replace(recipe=recipe, dataset=dataset, resources=resources, **changes)
 
 
-def _resume_command(options: dict[str, Any]) -> str:
-    """The command that continues this search: the options it was given, plus ``--resume``."""
+def _resume_command(options: dict[str, Any], resume: bool = True) -> str:
+    """The command that continues this search: the options it was given, plus ``--resume``
+    (without it: the same command, for a search stopped before its study existed)."""
     words = ["nas-width", "search"]
     for name, value in options.items():
         flag = "--" + name.replace("_", "-")
         if value is None or value is False:
             continue
         words += [flag] if value is True else [flag, str(value)]
-    return shlex.join([*words, "--resume"])
+    return shlex.join([*words, "--resume"] if resume else words)
 
 
 def _describe(best: dict[str, Any], metric: str) -> str:
@@ -173,7 +174,7 @@ def search(
         raise typer.Exit(EXIT_RAY) from None
     except KeyboardInterrupt as stop:  # before any trial started
         if not resume and not getattr(stop, "study_opened", True):  # no study yet: run it again
-            again = again.removesuffix(" --resume")
+            again = _resume_command(given, resume=False)
         typer.echo(f"interrupted; continue with: {again}", err=True)
         code = EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
         raise typer.Exit(code) from None

@@ -124,15 +124,11 @@ def init_ray(address: str | None, temp_dir: str | None = None) -> str | None:
                 "start`) also needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN_PATH) here"
             ) from None
         return None
-    _mode_before.append(ray_cluster_mode(False))  # node address 127.0.0.1: listen on loopback
+    ray_cluster_mode(False)  # node address 127.0.0.1: listen on loopback
     if temp_dir is not None:
         kwargs["_temp_dir"] = temp_dir
     context: Any = ray.init(address="local", num_cpus=max(1, int(os.cpu_count() or 1)), **kwargs)
     return str(context.address_info["session_dir"])
-
-
-#: Ray's cluster mode before a private Ray turned it off, for :meth:`RaySession.close`.
-_mode_before: list[bool] = []
 
 
 def start_reaper(root: str) -> subprocess.Popen[bytes]:
@@ -182,6 +178,8 @@ class RaySession:
         self._reaper: subprocess.Popen[bytes] | None = None
         #: The private Ray's session directory (its logs), None until started or if joined.
         self.session_dir: str | None = None
+        #: Ray's cluster mode before the private Ray turned it off (restored by ``close``).
+        self._cluster_mode: bool | None = None
 
     def start(self, background: bool = True) -> None:
         """Begin joining or starting Ray (once); a cluster is always joined here, in the caller."""
@@ -217,6 +215,7 @@ class RaySession:
             return
         root = tempfile.mkdtemp(prefix="nw-ray-")  # short: Ray's socket paths must fit 107 bytes
         self._reaper = start_reaper(root)
+        self._cluster_mode = ray_cluster_mode(False)
         self.session_dir = init_ray(None, temp_dir=root)
         self._started = self.session_dir is not None
 
@@ -242,6 +241,7 @@ class RaySession:
         if self._reaper is not None:
             stop_reaper(self._reaper)
             self._reaper = None
-        if self._started and _mode_before:
-            ray_cluster_mode(_mode_before.pop())  # as it was: a later ray.init may join a cluster
+        if self._cluster_mode is not None:  # as it was: a later ray.init may join a cluster
+            ray_cluster_mode(self._cluster_mode)
+            self._cluster_mode = None
         self._started = False

@@ -89,17 +89,18 @@ def run_search(
     start = time.perf_counter()
     spec = prepared.spec
     target = int(spec.trials)
-    if not cluster_address(address):
+    cluster = cluster_address(address)
+    if not cluster:
         check_local_resources(spec.resources)
     ray_session = RaySession(address)
     with _sigterm_as_sigint() as stop:
         # A cluster that cannot be joined is refused before any study exists; a private local
         # Ray starts on a thread while a new study opens (a resumed one may have nothing left).
         try:
-            if not resume or cluster_address(address):
+            if not resume or cluster:
                 ray_session.start()
                 pause_at("ray")
-            if cluster_address(address):  # joined already: ask it what it has
+            if cluster:  # joined already: ask it what it has
                 resources = spec.resources
                 check_cluster_resources(resources.cpus_per_trial, resources.gpus_per_trial)
             with stop.holding():
@@ -188,17 +189,17 @@ def _run_trials(
 
 
 class _Stop:
-    """What stopped a search: ``terminated`` once a SIGTERM came; ``held`` the signals that
-    came while the study was being created (delivered once it is whole)."""
+    """What stopped a search: ``terminated`` once a SIGTERM came; ``held`` once a signal came
+    while the study was being created (delivered once it is whole)."""
 
     def __init__(self) -> None:
         self.terminated = False
-        self.held: list[int] = []
+        self.held = False
 
     def deliver(self) -> None:
         """Raise the stop that was held back, if one came."""
         if self.held:
-            self.held.clear()
+            self.held = False
             raise Terminated if self.terminated else KeyboardInterrupt
 
     @contextlib.contextmanager
@@ -210,7 +211,7 @@ class _Stop:
             return
 
         def hold(signum: int, frame: Any) -> None:
-            self.held.append(signum)
+            self.held = True
             wake()  # a test's pause ends too
 
         previous = signal.signal(signal.SIGINT, hold)
