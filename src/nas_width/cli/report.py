@@ -33,12 +33,41 @@ def _per_kind(
     }
 
 
+def _formats(static: str) -> tuple[str, ...]:
+    """The formats of ``--static`` ("svg,pdf"; "none" for none), each checked."""
+    from nas_width.report.static import FORMATS
+
+    if static.strip().lower() == "none":
+        return ()
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in static.split(",")))
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise NasWidthError(
+                f"--static {static!r}: {fmt!r} is not one of {', '.join(FORMATS)} (or none)"
+            )
+    return formats
+
+
 def report(
     storage: StorageOption = DEFAULT_STORAGE,
     study_name: StudyNameOption = None,
     output: Annotated[
         Path, typer.Option("-o", "--output", help="The HTML report to write.")
     ] = Path("report.html"),
+    figures_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--figures",
+            help="Directory of the static figures; default: beside the HTML, OUTPUT-figures.",
+        ),
+    ] = None,
+    static: Annotated[
+        str,
+        typer.Option(
+            help="Formats of the static figures for a paper, comma-separated (svg, pdf, png), "
+            "or none.",
+        ),
+    ] = "svg,pdf",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the analysis and the report path as JSON.")
     ] = False,
@@ -56,16 +85,19 @@ def report(
 ) -> None:
     """Test "accuracy rises with width m = S*C at a fixed budget" on a study.
 
-    Prints the primary test (the study's [analysis], default: the Mixer's shapes) and
-    its verdict, the secondary tests Holm-corrected, and key numbers (rank
-    correlations of m with the shape means, the best S/C next to the theory's
-    S = C, accuracy per mixing kind), writes
-    a self-contained HTML report (it opens with no network), and saves the
-    figures and a note into the study for nas-width dashboard.
+    Prints the primary test (the study file's analysis table; default: the
+    Mixer's shapes) and its verdict, the secondary tests Holm-corrected, and key
+    numbers (rank correlations of m with the shape means, the best S/C next to
+    the theory's S = C, accuracy per mixing kind). Writes a self-contained HTML
+    report (it opens with no network) with static copies of its figures beside
+    it (SVG and PDF, drawn offline), and saves the figures and a note into the
+    study for nas-width dashboard.
 
     Examples:
 
       nas-width report
+
+      nas-width report -o paper/width.html --static pdf --figures paper/figures
 
       nas-width report --storage sqlite:///d.db --study-name d-50k -o d.html
 
@@ -84,11 +116,16 @@ def report(
         terminal_lines,
         write_text_atomic,
     )
+    from nas_width.report.static import write_static
     from nas_width.search.storage import check_writable, open_study
 
     if seed < 0:
         raise NasWidthError(f"--seed must be a non-negative integer, got {seed}")
+    formats = _formats(static)
     check_output(output)
+    figures_dir = figures_dir or output.with_name(f"{output.stem}-figures")
+    if formats:
+        check_output(figures_dir, directory=True)
     study = open_study(storage, study_name)
     if save:  # the figures and the note go into the study: refuse what cannot take them
         check_writable(storage)
@@ -118,6 +155,7 @@ def report(
     path = output.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, render_html(info, analysis, figures, by_kind, pooled))
+    written = write_static(figures, figures_dir.resolve(), formats) if formats else []
     if save:
         titles = [figure_title(f) for f in figures.values()]
         note = markdown_note(info, analysis, titles, by_kind, str(path), pooled)
@@ -130,6 +168,7 @@ def report(
             "all_kinds": pooled.to_dict(),
             "report": str(path),
             "figures": list(figures),
+            "static_figures": [str(f) for f in written],
             "saved_to_study": save,
         }
         if by_kind is not None:
@@ -139,6 +178,9 @@ def report(
     for line in terminal_lines(info, analysis, by_kind, pooled if pooled is not analysis else None):
         typer.echo(line)
     typer.echo(f"wrote {path}")
+    if written:
+        typer.echo(f"wrote {len(written)} static figures ({', '.join(formats)}) into "
+                   f"{figures_dir.resolve()}")  # fmt: skip
     if save:
         typer.echo(
             f"saved {len(figures)} figures and a note into study {name!r}; see them with: "

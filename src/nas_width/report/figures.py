@@ -123,16 +123,8 @@ def accuracy_vs_m(analysis: Analysis, records: Sequence[TrialRecord]) -> go.Figu
         )
     if trend is not None and used:
         t = trend.theory
-        accuracies = [float(r.accuracy or 0.0) for r in used]
-        fig.add_trace(  # a vertical line as a trace: data coordinates on the log axis
-            go.Scatter(
-                x=[t.m_star, t.m_star],
-                y=[min(accuracies), max(accuracies)],
-                mode="lines",
-                name=f"theory: m* = {t.m_star:,.0f} at S = C ({t.m_star_source})",
-                line={"color": "gray", "dash": "dash"},
-            )
-        )
+        name = f"theory: m* = {t.m_star:,.0f} at S = C ({t.m_star_source})"
+        _vertical(fig, t.m_star, _accuracy_span(used), name, "gray", "dash")
     fig.update_xaxes(type="log", **_width_ticks([r.m for r in used]))
     return _layout(fig, "Accuracy vs effective width m = S·C", "m = S·C (log scale)")
 
@@ -146,6 +138,31 @@ def _width_ticks(widths: Sequence[int], most: int = 8) -> dict[str, Any]:
     return {"tickvals": ms, "ticktext": [f"{m:,}" for m in ms]} if ms else {}
 
 
+def _accuracy_span(records: Sequence[TrialRecord]) -> tuple[float, float]:
+    """The y extent of a vertical line or band: the accuracies plotted (0 to 1 without any)."""
+    ys = [float(r.accuracy) for r in records if r.accuracy is not None]
+    return (min(ys), max(ys)) if ys else (0.0, 1.0)
+
+
+def _vertical(
+    fig: go.Figure, x: float, span: tuple[float, float], name: str, color: str, dash: str
+) -> None:
+    """A vertical line at ``x`` over ``span`` as a named trace (in data coordinates, so it
+    also draws on a log axis and in the static figures)."""
+    import plotly.graph_objects as go
+
+    fig.add_trace(
+        go.Scatter(
+            x=[x, x],
+            y=list(span),
+            mode="lines",
+            name=name,
+            line={"color": color, "dash": dash, "width": 2},
+            hoverinfo="name",
+        )
+    )
+
+
 def _ratio_ticks(lo: float, hi: float) -> dict[str, Any]:
     """Ticks at S/C = 2^k over [lo, hi] of x = log(S/C), labelled with S/C."""
     k_lo, k_hi = math.floor(lo / math.log(2)), math.ceil(hi / math.log(2))
@@ -157,7 +174,9 @@ def _ratio_ticks(lo: float, hi: float) -> dict[str, Any]:
 
 def accuracy_vs_ratio(analysis: Analysis, records: Sequence[TrialRecord]) -> go.Figure:
     """Accuracy against x = log(S/C) with the quadratic fit, the empirical best S/C and its
-    interval (shaded), and the theory's optimum S = C (x = 0)."""
+    interval (shaded), and the theory's optimum S = C (x = 0). The lines and the band are
+    legend entries rather than labels on the plot: labels at nearby x overlap in a narrow panel
+    (optuna-dashboard's)."""
     import plotly.graph_objects as go
 
     used = used_records(analysis, records)
@@ -165,6 +184,7 @@ def accuracy_vs_ratio(analysis: Analysis, records: Sequence[TrialRecord]) -> go.
     _kind_scatter(fig, used, [r.log_ratio for r in used])
     xs = [r.log_ratio for r in used] or [0.0]
     lo, hi = min([*xs, 0.0]), max([*xs, 0.0])
+    span = _accuracy_span(used)
     trend = analysis.trend
     q = trend.quadratic if trend is not None else None
     if q is not None:
@@ -181,27 +201,22 @@ def accuracy_vs_ratio(analysis: Analysis, records: Sequence[TrialRecord]) -> go.
         ci_lo, ci_hi = q.best_ratio_ci
         level = float(analysis.settings.get("level", 0.95))
         if math.isfinite(ci_lo) and math.isfinite(ci_hi) and ci_lo > 0 and ci_hi > 0:
-            fig.add_vrect(
-                x0=math.log(ci_lo),
-                x1=math.log(ci_hi),
-                fillcolor="#ff7f0e",
-                opacity=0.15,
-                line_width=0,
-                annotation_text=f"best S/C, {100 * level:g}% interval",
-                annotation_position="bottom left",
+            x0, x1 = math.log(ci_lo), math.log(ci_hi)
+            lo, hi = min(lo, x0), max(hi, x1)
+            fig.add_trace(
+                go.Scatter(  # a band as a closed polygon: a legend entry, not a label
+                    x=[x0, x1, x1, x0, x0],
+                    y=[span[0], span[0], span[1], span[1], span[0]],
+                    mode="lines",
+                    fill="toself",
+                    fillcolor="rgba(255, 127, 14, 0.15)",
+                    line={"width": 0},
+                    name=f"best S/C, {100 * level:g}% interval",
+                    hoverinfo="skip",
+                )
             )
-        fig.add_vline(
-            x=q.best_x,
-            line={"color": "#ff7f0e", "width": 2},
-            annotation_text=f"best S/C = {q.best_ratio:.3g}",
-            annotation_position="top right",
-        )
-    fig.add_vline(
-        x=0.0,
-        line={"color": "gray", "dash": "dash", "width": 2},
-        annotation_text="theory: S = C",
-        annotation_position="top left",
-    )
+        _vertical(fig, q.best_x, span, f"best S/C = {q.best_ratio:.3g}", "#ff7f0e", "solid")
+    _vertical(fig, 0.0, span, "theory: S = C", "gray", "dash")
     pad = 0.05 * max(hi - lo, 1.0)
     fig.update_xaxes(range=[lo - pad, hi + pad], **_ratio_ticks(lo, hi))
     return _layout(
@@ -210,34 +225,32 @@ def accuracy_vs_ratio(analysis: Analysis, records: Sequence[TrialRecord]) -> go.
 
 
 def kinds_comparison(analysis: Analysis, records: Sequence[TrialRecord]) -> go.Figure:
-    """Accuracy per mixing kind at the matched budget: every trial, and mean ± sd."""
+    """Accuracy per mixing kind at the matched budget: every trial (spread sideways so that
+    equal accuracies stay apart), and mean ± sd. Scatter traces only: the report embeds
+    plotly.js's basic bundle, which has no box plot."""
     import plotly.graph_objects as go
 
     used = used_records(analysis, records)
     groups = dict(_by_kind(used))
     kinds = list(groups)
+    means = analysis.kinds.summaries
     fig = go.Figure()
-    for s in analysis.kinds.summaries:
-        label = kind_label(s.kind)
+    for i, s in enumerate(means):
         group = groups.get(s.kind, [])
+        spread = np.linspace(-0.2, 0.2, len(group)) if len(group) > 1 else np.zeros(len(group))
         fig.add_trace(
-            go.Box(
-                x=[label] * len(group),
+            go.Scatter(
+                x=(i + spread).tolist(),
                 y=[r.accuracy for r in group],
-                name=label,
-                boxpoints="all",
-                jitter=0.4,
-                pointpos=0,
-                marker={"color": _color(s.kind, kinds), "size": 6},
-                line={"color": _color(s.kind, kinds)},
-                fillcolor="rgba(0,0,0,0)",
+                mode="markers",
+                name=kind_label(s.kind),
+                marker={"color": _color(s.kind, kinds), "size": 6, "opacity": 0.8},
                 **_hover(group),
             )
         )
-    means = analysis.kinds.summaries
     fig.add_trace(
         go.Scatter(
-            x=[kind_label(s.kind) for s in means],
+            x=list(range(len(means))),
             y=[s.mean for s in means],
             error_y={
                 "type": "data",
@@ -252,6 +265,11 @@ def kinds_comparison(analysis: Analysis, records: Sequence[TrialRecord]) -> go.F
                 "%{customdata[1]} shapes, %{customdata[2]} seeds<extra></extra>"
             ),
         )
+    )
+    fig.update_xaxes(
+        tickvals=list(range(len(means))),
+        ticktext=[kind_label(s.kind) for s in means],
+        range=[-0.5, len(means) - 0.5],
     )
     return _layout(fig, "Accuracy per mixing kind at the matched budget", "mixing kind")
 
