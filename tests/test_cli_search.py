@@ -61,10 +61,13 @@ def write_study(directory: Path, name: str = "tiny", extra: str = "") -> Path:
     return path
 
 
-def cli(cwd: Path, *args: str | Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def cli(
+    cwd: Path, *args: str | Path, timeout: float = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*console_script(), *map(str, args)],
         cwd=cwd, capture_output=True, text=True, check=False, timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
     )  # fmt: skip
 
 
@@ -132,6 +135,7 @@ def test_search_subprocess_prints_trials_best_budget_and_next_commands(searched:
     assert (int(hidden[1]), int(hidden[2])) == (attrs["hidden_token"], attrs["hidden_channel"])
     assert float(used[3]) == pytest.approx((params / 5000 - 1) * 100, abs=0.005)
     assert f"dashboard: nas-width dashboard --storage {searched.storage}\n" in out
+    assert "\x1b[" not in out + done.stderr  # not a terminal: plain lines, no live bar
     assert (
         f"export:    nas-width export --storage {searched.storage} "
         f"--study-name {STUDY_NAME} -o best.json\n"
@@ -194,10 +198,39 @@ def test_export_then_train_subprocesses_reproduce_the_test_accuracy(
     assert done.returncode == 0, done.stderr
     mask = os.umask(0)
     os.umask(mask)
-    written = [best, report, *out_dir.iterdir()]
+    written = [best, report, *out_dir.iterdir(), *(tmp_path / "report-figures").iterdir()]
     assert {p.name: p.stat().st_mode & 0o777 for p in written} == {
         p.name: 0o666 & ~mask for p in written
     }
+
+
+def test_on_a_terminal_search_and_train_draw_a_live_bar_under_their_lines(
+    tmp_path: Path,
+) -> None:
+    """rich draws on what it takes for a terminal (FORCE_COLOR): the counts from the start
+    (nothing running, every trial queued), then done / running / queued and the best so far;
+    the finished trials' lines and the summary are printed as without a terminal."""
+    terminal = {"FORCE_COLOR": "1", "TERM": "xterm", "COLUMNS": "160"}
+    study = write_study(tmp_path)
+    done = cli(tmp_path, "search", "--study", study, "--budget", BUDGET, "--storage",
+               f"sqlite:///{tmp_path / 't.db'}", env=terminal)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", done.stdout)
+    assert "preparing: synthetic" in shown
+    assert f"0/{TRIALS} 0 running, {TRIALS} queued" in shown
+    assert re.search(rf"1/{TRIALS} \d running, \d queued · best 0\.\d{{4}}", shown), shown
+    assert re.search(rf"\[{TRIALS}/{TRIALS}\] done ", shown), shown
+    assert "best: trial " in shown
+
+    best = tmp_path / "best.json"
+    assert cli(tmp_path, "export", "--storage", f"sqlite:///{tmp_path / 't.db'}", "-o",
+               best).returncode == 0  # fmt: skip
+    done = cli(tmp_path, "train", best, "-o", tmp_path / "run", env=terminal)
+    assert done.returncode == 0, done.stderr
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", done.stderr)
+    assert re.search(rf"{EPOCHS}/{EPOCHS} train_loss \d\.\d{{4}}", shown), shown
+    assert f"epoch {EPOCHS}/{EPOCHS}  train_loss" in shown
+    assert "test acc" in shown
 
 
 def test_search_json_is_the_only_output_and_has_states_and_best(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import typer
 
@@ -39,11 +40,25 @@ def _given(err: typer.TyperException, args: Sequence[str]) -> str | None:
     return None
 
 
+def _flags_as_flags(command: Any) -> Any:
+    """Leave a flag's type column empty in help: typer shows ``<bool>`` there, which reads as
+    if ``--json`` took a value. ``command`` is the app's click group; returned for chaining.
+    The help option is made here under the app's names (click keeps the one it makes first)."""
+    names = command.context_settings.get("help_option_names", ["--help"])
+    for cmd in [command, *getattr(command, "commands", {}).values()]:
+        params = [*cmd.params, cmd.get_help_option(typer.Context(cmd, help_option_names=names))]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+    return command
+
+
 def run(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     """Run ``app`` on ``argv`` (default: sys.argv[1:]) and return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = app(args=args, prog_name=PROG, standalone_mode=False)
+        command = _flags_as_flags(typer.main.get_command(app))
+        result = command(args=args, prog_name=PROG, standalone_mode=False)
     except typer.TyperException as err:  # click's usage errors, as vendored by typer
         ctx = getattr(err, "ctx", None)
         where = ctx.command_path if ctx is not None else PROG

@@ -98,13 +98,16 @@ def dashboard(
 ) -> None:
     """Open the studies of a storage in optuna-dashboard, read-only (Ctrl-C stops it).
 
-    Requests that would change the storage (deleting a study, telling a trial) are refused
-    with 403: a dashboard open beside a running search never changes it. --allow-notes lets
-    the notes be written, which change no result.
+    Requests that would change the storage (deleting a study, telling a trial)
+    are refused with 403: a dashboard open beside a running search never
+    changes it. --allow-notes lets the notes be written, which change no
+    result.
 
-    Example:
+    Examples:
 
-      nas-width dashboard --storage sqlite:///nas-width.db --port 8080
+      nas-width dashboard
+
+      nas-width dashboard --storage sqlite:///sweeps.db --port 8081 --allow-notes
     """
     from optuna_dashboard import wsgi
 

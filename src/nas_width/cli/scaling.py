@@ -79,7 +79,10 @@ def _lines(result: Scaling, metric: str, predict: str | None, accuracy: str) -> 
 def scaling(
     studies: Annotated[
         list[str],
-        typer.Argument(help="Studies of one space at three budgets or more (+ the held-out one)."),
+        typer.Argument(
+            metavar="STUDY",
+            help="Studies of one space at three budgets or more (+ the held-out one).",
+        ),
     ],
     storage: Annotated[str, typer.Option(help="Optuna storage of the studies.")] = DEFAULT_STORAGE,
     predict: Annotated[
@@ -94,14 +97,15 @@ def scaling(
 ) -> None:
     """Fit how the best S/C and the best accuracy move with the budget, and predict.
 
-    Each study is one width sweep at one budget (nas-width search --study mnist1d-sweep
-    --budget mixing_flops=100k, ...); three budgets or more are fitted. A study at the
-    --predict budget is held out of the fit and checked against the prediction interval.
-    Accuracy is each study's primary metric (held-out test accuracy for the shipped sweeps).
+    Each study is one width sweep at one budget (nas-width search --study
+    mnist1d-sweep --budget mixing_flops=100k, ...); three budgets or more are
+    fitted. A study at the --predict budget is held out of the fit and checked
+    against the prediction interval. Accuracy is each study's primary metric
+    (held-out test accuracy for the shipped sweeps).
 
     Examples:
 
-      nas-width scaling --storage sqlite:///s.db A B C D --predict mixing_flops=800k
+      nas-width scaling A B C D --predict mixing_flops=800k
 
       nas-width scaling --storage sqlite:///s.db A B C --mixing mixer --json
     """

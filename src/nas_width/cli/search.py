@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from nas_width.cli._progress import LiveProgress
 from nas_width.search.study import (
     DEFAULT_MAX_FAILURES,
     DEFAULT_STORAGE,
@@ -114,13 +115,14 @@ def search(
 ) -> None:
     """Search the shapes of a space at a fixed budget and store the study.
 
-    A trial that fails (an exception, a NaN loss, out of memory) ends FAIL with its reason and
-    the search goes on; Ctrl-C stops it cleanly and prints the command that continues it. Only
-    one search runs a study at a time: a second one is refused while the first is alive.
+    A trial that fails (an exception, a NaN loss, out of memory) ends FAIL
+    with its reason and the search goes on; Ctrl-C stops it cleanly and prints
+    the command that continues it. Only one search runs a study at a time: a
+    second one is refused while the first is alive.
 
-    Exit codes: 0 done, 2 bad input (or the study is in use), 3 stopped by --max-failures,
-    4 Ray failed (the study is kept consistent), 130 interrupted (Ctrl-C), 143 terminated
-    (SIGTERM: stopped as Ctrl-C does).
+    Exit codes: 0 done, 2 bad input (or the study is in use), 3 stopped by
+    --max-failures, 4 Ray failed (the study is kept consistent), 130
+    interrupted (Ctrl-C), 143 terminated (SIGTERM: stopped as Ctrl-C does).
 
     Examples:
 
@@ -154,11 +156,20 @@ def search(
         gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, seed=seed,
         data_dir=data_dir, max_failures=max_failures,
     )  # fmt: skip
-    prepared = prepare(spec, budget, study_name)
-    echo = (lambda _: None) if as_json else typer.echo
     again = _resume_command(given)
+    live = LiveProgress("search", live=False if as_json else None)
+    echo = (lambda _: None) if as_json else live.echo
     try:
-        outcome = run_search(prepared, resume=resume, address=address, echo=echo)
+        with live:  # on a terminal a bar from the start; elsewhere the lines only
+            live.stage(f"preparing: {spec.dataset.name}, C solved for each shape (fvcore)")
+            try:
+                prepared = prepare(spec, budget, study_name)
+            except KeyboardInterrupt as stop:  # no study yet: the plain command runs it again
+                stop.study_opened = False  # type: ignore[attr-defined]
+                raise
+            live.stage("starting: the study and Ray")
+            outcome = run_search(prepared, resume=resume, address=address, echo=echo,
+                                 watch=live.search)  # fmt: skip
     except SearchInterrupted as stop:
         typer.echo(f"{stop}\ncontinue with: {again}", err=True)
         raise typer.Exit(128 + stop.signum) from None

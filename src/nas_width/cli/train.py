@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from nas_width.cli._output import check_output
+from nas_width.cli._progress import LiveProgress
 from nas_width.errors import ConfigError, NasWidthError
 from nas_width.fileio import safe_name
 from nas_width.search.export import read_export
@@ -30,12 +31,14 @@ def train(
 ) -> None:
     """Train the exported shape on train+validation, evaluate on test, save safetensors.
 
-    Writes model.safetensors, config.json and metrics.json; load the model back with
-    nas_width.load_model(DIR).
+    Writes model.safetensors, config.json and metrics.json; load the model
+    back with nas_width.load_model(DIR).
 
-    Example:
+    Examples:
 
       nas-width train best.json -o runs/best
+
+      nas-width train best.json -o runs/quick --epochs 5 --device cpu
     """
     from nas_width.data import CLASS_NAMES, load_dataset
     from nas_width.train import TrialFailed, check_data, fit, resolve_device, save_trained
@@ -74,9 +77,13 @@ def train(
                f"{data.name} train+val ({len(data.train_and_val()[1])} samples), "
                f"{recipe.epochs} epochs")  # fmt: skip
     try:
-        result = fit(config, recipe, data, device=dev, final=True, progress=True)
+        with LiveProgress("training", stderr=True) as live:
+            result = fit(config, recipe, data, device=dev, final=True,
+                         report=lambda r: live.epoch(r, recipe.epochs))  # fmt: skip
     except TrialFailed as err:
         raise NasWidthError(f"{exported}: training failed: {err.reason}") from None
+    typer.echo(f"test loss {result.test_loss:.4f}  test acc {result.test_accuracy:.2%}",
+               err=True)  # fmt: skip
     contract = {"mean": list(data.mean), "std": list(data.std),
                 "input_shape": list(data.input_shape), "num_classes": data.num_classes,
                 "dataset": data.name, "class_names": CLASS_NAMES.get(data.name)}  # fmt: skip

@@ -51,6 +51,8 @@ from nas_width.search.summary import SearchOutcome, summarize
 if TYPE_CHECKING:
     import optuna
 
+    from nas_width.search.progress import SearchState
+
 __all__ = [
     "Prepared",
     "RayFailed",
@@ -71,8 +73,10 @@ def run_search(
     resume: bool = False,
     address: str | None = None,
     echo: Callable[[str], None] = print,
+    watch: Callable[[SearchState], None] | None = None,
 ) -> SearchOutcome:
-    """Run the remaining trials of the study with Ray Tune and summarize it.
+    """Run the remaining trials of the study with Ray Tune and summarize it. ``echo`` prints
+    each line of progress; ``watch`` is given the counts whenever they change (a live bar).
 
     Raises:
         StorageError: the study cannot be used (see :func:`open_search_study`).
@@ -126,7 +130,7 @@ def run_search(
             remaining = target - finished_count(study)
             if remaining > 0:
                 interrupted, failures = _run_trials(
-                    prepared, study, remaining, ray_session, echo, target
+                    prepared, study, remaining, ray_session, echo, target, watch
                 )
             pause_at("summary")
             outcome = summarize(study, prepared)
@@ -151,6 +155,7 @@ def _run_trials(
     ray_session: RaySession,
     echo: Callable[[str], None],
     target: int,
+    watch: Callable[[SearchState], None] | None = None,
 ) -> tuple[list[int] | None, list[tuple[int, str]]]:
     """Run ``remaining`` trials; returns (the trials a stop interrupted, or None if none
     stopped it; the failures in a row that stopped it, or [])."""
@@ -164,7 +169,7 @@ def _run_trials(
     )
     for line in describe_shapes(prepared):
         echo(line)
-    printer = TrialPrinter(echo, target, study, spec.recipe.epochs)
+    printer = TrialPrinter(echo, target, study, spec.recipe.epochs, watch)
     failures: list[tuple[int, str]] = []
     ray_error: Exception | None = None
     again = False

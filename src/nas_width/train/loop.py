@@ -349,13 +349,16 @@ def _augmenter(
     return lambda x: random_crop_flip(x, pad=pad, flip=flip, generator=gen)
 
 
-def _print_progress(r: EpochReport, epochs: int) -> None:
+def epoch_line(r: EpochReport, epochs: int) -> str:
+    """``epoch  3/25  train_loss 0.4120  val_loss ..  val_acc ..  9,120 img/s  1.2s``."""
     width = len(str(epochs))
     val = "" if math.isnan(r.val_loss) else f"  val_loss {r.val_loss:.4f}"
     acc = "" if math.isnan(r.val_accuracy) else f"  val_acc {r.val_accuracy:.2%}"
-    print(
+    return (
         f"epoch {r.epoch:>{width}}/{epochs}  train_loss {r.train_loss:.4f}{val}{acc}"
-        f"  {r.images_per_sec:,.0f} img/s  {r.seconds:.1f}s",
-        file=sys.stderr,
-        flush=True,
+        f"  {r.images_per_sec:,.0f} img/s  {r.seconds:.1f}s"
     )
+
+
+def _print_progress(r: EpochReport, epochs: int) -> None:
+    print(epoch_line(r, epochs), file=sys.stderr, flush=True)
