@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], bool]] = {
     "orchestration": ("bench_orchestration.py", ["--running-ray"], True),
     "search_efficiency": ("bench_search_efficiency.py", ["--grace", "3", "5", "10"], True),
     "gpu": ("bench_gpu.py", [], True),
+    "first_line": ("bench_first_line.py", [], True),
 }
 
 

@@ -180,6 +180,27 @@ def test_quick_gpu_benchmark_runs_on_the_cpu(tmp_path: Path) -> None:
     assert all(r["trials_per_hour"] > 0 for r in result["packing"])
 
 
+@pytest.mark.slow
+def test_quick_first_line_benchmark_times_search_and_train_on_a_terminal_and_a_pipe(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    out = tmp_path / "first_line.json"
+    table = _run_quick("bench_first_line.py", out)
+    keys = ["search, terminal", "search, pipe", "train, terminal", "train, pipe"]
+    for key in keys:
+        assert any(line.startswith(f"| {key} |") for line in table), table
+    results = json.loads(out.read_text())["results"]
+    assert list(results) == keys
+    for key in keys:
+        (run,) = results[key]
+        assert 0 < run["first"] <= run["exit"], (key, run)
+    assert "counts" in results["search, terminal"][0]  # the bar drew its first counts
+    assert "lines" in results["search, pipe"][0]
+    assert "epoch" in results["train, terminal"][0]
+
+
 def test_run_all_runs_the_chosen_benchmarks_and_skips_what_cannot_run(tmp_path: Path) -> None:
     out = tmp_path / "results"
     only = ["--only", "budget", "search_efficiency", "--db", str(tmp_path / "missing.db")]
