@@ -9,6 +9,7 @@ saved figures and note back through its HTTP API.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -518,8 +519,24 @@ def test_two_objective_study_draws_the_pareto_front_of_best_trials(tmp_path: Pat
     assert figures["nas-width-accuracy-vs-m"].layout.xaxis.type == "log"
     ms = sorted({r.m for r in records if r.state == "COMPLETE"})
     axis = figures["nas-width-accuracy-vs-m"].layout.xaxis
-    assert list(axis.tickvals) == ms  # the observed widths, not plotly's "2 3 ... 9 1000 2"
-    assert list(axis.ticktext) == [f"{m:,}" for m in ms]
+    ticks = list(axis.tickvals)  # observed widths, not plotly's "2 3 ... 9 1000 2"
+    assert set(ticks) <= set(ms)
+    assert (ticks[0], ticks[-1]) == (ms[0], ms[-1])
+    assert list(axis.ticktext) == [f"{m:,}" for m in ticks]
+
+
+def test_width_ticks_stay_apart_on_the_log_axis() -> None:
+    """The dashboard's panel printed 176 over 192: ticks are a ninth of the log span apart."""
+    from nas_width.report.figures import _width_ticks
+
+    widths = [88, 176, 192, 352, 616, 976, 1248, 1984]
+    assert _width_ticks(widths)["tickvals"] == [88, 176, 352, 616, 976, 1984]
+    assert _width_ticks([392, 536, 576, 688, 736])["tickvals"] == [392, 536, 576, 736]
+    many = _width_ticks(list(range(100, 1000, 10)))["tickvals"]
+    assert len(many) <= 9
+    assert min(math.log(b / a) for a, b in itertools.pairwise(many)) >= math.log(990 / 100) / 9
+    assert _width_ticks([100])["ticktext"] == ["100"]
+    assert _width_ticks([]) == {}
 
 
 def record(n: int, acc: float | None, flops: int | None) -> TrialRecord:

@@ -130,12 +130,23 @@ def accuracy_vs_m(analysis: Analysis, records: Sequence[TrialRecord]) -> go.Figu
 
 
 def _width_ticks(widths: Sequence[int], most: int = 8) -> dict[str, Any]:
-    """Ticks at the observed widths m (at most ``most``, spread evenly): plotly's own log ticks
-    over less than a decade read "2 3 ... 9 1000 2"."""
+    """Ticks at observed widths m, at least 1/(``most`` + 1) of the axis's log span apart (so
+    at most ``most`` + 1; the narrowest and the widest always): plotly's own log ticks over
+    less than a decade read "2 3 ... 9 1000 2", and two close widths (176, 192) printed one
+    over the other in a narrow panel."""
     ms = sorted(set(widths))
-    if len(ms) > most:
-        ms = [ms[round(i * (len(ms) - 1) / (most - 1))] for i in range(most)]
-    return {"tickvals": ms, "ticktext": [f"{m:,}" for m in ms]} if ms else {}
+    if not ms:
+        return {}
+    gap = math.log(ms[-1] / ms[0]) / (most + 1)
+    kept = [ms[0]]
+    for m in ms[1:]:
+        if math.log(m / kept[-1]) >= gap:
+            kept.append(m)
+    if kept[-1] != ms[-1]:  # the widest stays; the tick before it goes if too close
+        if len(kept) > 1 and math.log(ms[-1] / kept[-1]) < gap:
+            kept.pop()
+        kept.append(ms[-1])
+    return {"tickvals": kept, "ticktext": [f"{m:,}" for m in kept]}
 
 
 def _accuracy_span(records: Sequence[TrialRecord]) -> tuple[float, float]:
