@@ -116,6 +116,7 @@ class LiveProgress:
         if self._bar is not None:
             self._bar.update(self._task, completed=done, total=total, detail=detail,
                              left=f"~{clock(left)} left" if left else "")  # fmt: skip
+            self._bar.refresh()  # every change is drawn, not only the one at the next tick
 
     def search(self, state: SearchState) -> None:
         """The search's counts: trials done of the target, running, queued, best so far."""
