@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -298,6 +299,42 @@ def test_a_study_stopped_while_being_created_counts_as_not_created(tmp_path: Pat
     with_trial.enqueue_trial({"shape": "x"})
     with pytest.raises(StorageError, match="already exists"):
         open_search_study(prepared, resume=False)
+
+
+def _open_when_all_are_ready(url: str, ready: Any, said: Any) -> None:
+    """One of several searches starting at once: opens ``url`` and says how that went."""
+    ready.wait()
+    try:
+        stored.open_storage(url)
+        said.put("opened")
+    except StorageError as err:
+        said.put(str(err))
+
+
+def test_searches_starting_together_on_a_new_database_all_open_it(tmp_path: Path) -> None:
+    """A sweep launched at once (``for s in ...; do nas-width search ... & done``) on one new
+    SQLite file: Optuna checks for its tables and schema version, then writes them, so all but
+    one search found the version written meanwhile ("UNIQUE constraint failed:
+    alembic_version") and stopped with exit 2 in about half of such starts on this machine.
+    Each round is a fresh file; six rounds, as the clash is a matter of timing. (PostgreSQL
+    words its clash "... already exists", which was already retried.)"""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # the children need no re-import: quick
+    searches = 6
+    for round_ in range(6):
+        url = f"sqlite:///{tmp_path / f'{round_}.db'}"
+        ready, said = context.Barrier(searches), context.Queue()
+        started = [
+            context.Process(target=_open_when_all_are_ready, args=(url, ready, said))
+            for _ in range(searches)
+        ]
+        for process in started:
+            process.start()
+        outcomes = [said.get(timeout=120) for _ in started]
+        for process in started:
+            process.join(timeout=30)
+        assert outcomes == ["opened"] * searches, (round_, outcomes)
 
 
 def test_a_storage_file_this_user_cannot_write_is_refused_before_a_search(

@@ -48,6 +48,15 @@ def storage_exists(url: str) -> bool:
     return path.exists() if path is not None else True
 
 
+def _set_up_meanwhile(err: Exception) -> bool:
+    """Whether opening a new database failed because another process created its tables
+    ("table ... already exists") or wrote its schema version (a unique-key clash on
+    ``alembic_version``) between Optuna's check and its write."""
+    from sqlalchemy.exc import IntegrityError
+
+    return "already exists" in str(err) or isinstance(err, IntegrityError)
+
+
 def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:
     """The Optuna storage object for ``url`` (OptunaSearch needs an object, not a URL).
 
@@ -84,7 +93,7 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
         except Exception as err:  # SQLAlchemy raises many kinds for bad URLs or servers
             if not create:
                 raise StorageError(f"storage {url!r} is not an Optuna study database") from None
-            if tries_left and "already exists" in str(err):
+            if tries_left and _set_up_meanwhile(err):
                 # Another process (a search, a dashboard) set up the same new database at this
                 # moment: Optuna's table and version set-up is not atomic. It is there now.
                 time.sleep(0.5)
