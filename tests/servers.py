@@ -168,15 +168,22 @@ class Searches:
         self.directory = directory
         self.started: list[Search] = []
 
-    def start(self, *args: str | Path, env: dict[str, str] | None = None) -> Search:
+    def start(
+        self, *args: str | Path, env: dict[str, str] | None = None, ctrl_c_ignored: bool = False
+    ) -> Search:
+        """Start a search with Ctrl-C as a terminal's foreground job has it, whatever the suite
+        inherited (a shell's background job ignores SIGINT, and its children inherit that); or
+        ignored, as a background job of a script (``ctrl_c_ignored``)."""
         n = len(self.started)
         out, err = self.directory / f"search-{n}.out", self.directory / f"search-{n}.err"
         words = [str(a) for a in args]
+        sigint = signal.SIG_IGN if ctrl_c_ignored else signal.SIG_DFL
         with out.open("w") as stdout, err.open("w") as stderr:
             process = subprocess.Popen(
                 [*console_script(), "search", *words],
                 cwd=self.directory, stdout=stdout, stderr=stderr, text=True,
                 start_new_session=True, env={**os.environ, **(env or {})},
+                preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
             )  # fmt: skip
         search = Search(words, self.directory, process, out, err)
         self.started.append(search)

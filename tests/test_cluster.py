@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -39,7 +40,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from nas_width.search.errors import StorageError
+from nas_width.search.recovery import INTERRUPTED
 from tests.conftest import console_script
+from tests.servers import read_trials
 
 pytestmark = [
     pytest.mark.slow,
@@ -229,11 +233,15 @@ def killed_at_exit(search: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen
 
 
 def stored_trials(directory: Path) -> list[optuna.trial.FrozenTrial]:
-    """The trials of the search's study (none if it has no storage or no study yet)."""
-    db = directory / "study.db"
-    if not db.exists() or "c" not in optuna.get_all_study_names(f"sqlite:///{db}"):
+    """The trials of the search's study (none if it has no storage or no study yet).
+
+    Read without creating anything: while the search sets the new database up, a reader that
+    writes Optuna's tables or schema version too clashes with it.
+    """
+    try:
+        return read_trials(f"sqlite:///{directory / 'study.db'}", "c")
+    except (StorageError, KeyError):  # no file, tables or study yet
         return []
-    return optuna.load_study(study_name="c", storage=f"sqlite:///{db}").trials
 
 
 def test_search_runs_trials_on_both_nodes_and_survives_losing_one(
@@ -300,6 +308,36 @@ def test_search_joins_the_cluster_named_by_ray_address(cluster: Cluster, tmp_pat
     assert search.returncode == 0, (tmp_path / "err").read_text()
     assert seen == {"head"}  # the trials ran on the cluster, not on a Ray of the search's own
     assert [t.state for t in stored_trials(tmp_path)] == [TrialState.COMPLETE] * 2
+
+
+def test_sigterm_stops_a_search_on_a_cluster_as_ctrl_c_does(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """``kill PID`` mid-trial (a batch scheduler's time limit) on a joined cluster: the running
+    trial ends interrupted and the resume command is printed, as on a private Ray. Joining in
+    the main thread, ``ray.init`` replaces the process's SIGTERM handler with one that exits
+    (status 15, the trial left RUNNING) unless the search puts its own back."""
+    search = start_search(
+        cluster, tmp_path, "--address", cluster.address, "--trials", "2", "--epochs", "40",
+        "--max-concurrent", "1",
+    )  # fmt: skip
+    with killed_at_exit(search):
+        deadline = time.monotonic() + PATIENCE_S
+        while not [t for t in stored_trials(tmp_path) if t.intermediate_values]:
+            assert search.poll() is None, (tmp_path / "err").read_text()
+            assert time.monotonic() < deadline, "no trial trained"
+            time.sleep(0.2)
+        search.send_signal(signal.SIGTERM)  # the search process alone, as kill does
+        search.wait(timeout=PATIENCE_S)
+    err = (tmp_path / "err").read_text()
+    assert search.returncode == 143, err
+    assert "Traceback" not in err, err
+    assert "received at time=" not in err, err  # Ray's own handler and its stack dump
+    assert re.search(r"^continue with: nas-width search .*--resume$", err, re.M), err
+    stored = stored_trials(tmp_path)
+    assert not [t.number for t in stored if t.state == TrialState.RUNNING]
+    assert any(t.user_attrs.get("fail_reason") == INTERRUPTED for t in stored), stored
+    assert cluster.head().alive()
 
 
 def test_search_without_the_token_names_the_cluster_and_what_to_set(

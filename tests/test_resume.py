@@ -318,6 +318,9 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path: Path) -> None:
         runs.cleanup()
 
 
+#: What Ray's driver prints, with a stack dump, when a signal reaches its own handler.
+RAY_SIGNAL_DUMP = "received at time="
+
 SIGNALS = {"INT": signal.SIGINT, "TERM": signal.SIGTERM, "KILL": signal.SIGKILL}
 #: How the search ends on each signal: 128 + the signal as the CLI's exit code, or killed.
 ENDS = {"INT": 130, "TERM": 143, "KILL": -signal.SIGKILL}
@@ -362,6 +365,7 @@ def test_a_signal_at_any_moment_leaves_a_whole_study_or_none_and_the_next_run_co
         assert search.wait(timeout=120) == ENDS[name], search.stderr()
         err = search.stderr()
         assert "Traceback" not in err, err
+        assert RAY_SIGNAL_DUMP not in err, err
         assert not search.session_gone(timeout=10), "Ray processes outlived the search by 10 s"
         settings, _ = study_now(storage)
         whole = settings is not None and COMPLETE_MARK in settings
@@ -390,5 +394,40 @@ def test_a_signal_at_any_moment_leaves_a_whole_study_or_none_and_the_next_run_co
         for before in finished:
             if before.state == TrialState.COMPLETE:
                 assert record(trials[before.number]) == record(before)
+    finally:
+        runs.cleanup()
+
+
+def test_sigterm_stops_a_search_started_with_ctrl_c_ignored(tmp_path: Path) -> None:
+    """A search run as a background job of a script (``nas-width search ... &``: the shell
+    ignores SIGINT there) still stops on ``kill PID``: exit 143, the resume command, a whole
+    study, no stack dump. It used to run on to exit 0 before the trials and after them, or to
+    abort in Ray's own SIGTERM handler."""
+    runs = Searches(tmp_path)
+    try:
+        storage = f"sqlite:///{tmp_path / 'ignored.db'}"
+        args = search_args(tmp_path, storage, trials=2, epochs=1)
+        for moment in ("ray", "summary"):
+            search = runs.start(*args, env={PAUSE_HOOK_ENV: moment}, ctrl_c_ignored=True)
+            paused = f"nas-width: paused at {moment}"
+
+            def reached(run: Search = search, line: str = paused) -> bool:
+                return line in run.stderr() or not run.alive()
+
+            wait_for(paused, reached)
+            assert search.alive(), search.stderr()
+            search.process.send_signal(signal.SIGTERM)
+            assert search.wait(timeout=120) == ENDS["TERM"], search.stderr()
+            err = search.stderr()
+            assert "Traceback" not in err, err
+            assert RAY_SIGNAL_DUMP not in err, err
+            assert re.search(r"^(interrupted; )?continue with: nas-width search ", err, re.M), err
+            assert not search.session_gone(timeout=10), "Ray processes outlived the search"
+            settings, _ = study_now(storage)
+            assert settings is None or COMPLETE_MARK in settings, settings
+            if moment == "ray":
+                assert settings is None  # stopped before the study came into being
+        _, trials = study_now(storage)
+        assert [t.state for t in trials] == [TrialState.COMPLETE] * 2  # the summary's run
     finally:
         runs.cleanup()

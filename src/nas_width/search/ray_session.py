@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -166,6 +167,11 @@ class RaySession:
     thread, not the process), so that thread must outlive them; it also shuts them down.
     ``close`` shuts down a Ray this session started (never a joined cluster) and is safe to call
     whether or not ``start`` was called or Ray came up.
+
+    Once Ray is up, the process handles SIGTERM as it did before ``start``: Ray's driver
+    replaces the handler when it connects (a C++ one that prints a stack dump and can abort, and,
+    in the main thread, a Python one that exits with status 15), which would skip the search's
+    stop (trials marked interrupted, the resume command).
     """
 
     def __init__(self, address: str | None) -> None:
@@ -180,14 +186,19 @@ class RaySession:
         self.session_dir: str | None = None
         #: Ray's cluster mode before the private Ray turned it off (restored by ``close``).
         self._cluster_mode: bool | None = None
+        #: The SIGTERM handler before Ray (main thread only), put back once Ray is up.
+        self._sigterm: Any = None
 
     def start(self, background: bool = True) -> None:
         """Begin joining or starting Ray (once); a cluster is always joined here, in the caller."""
         if self._thread is not None or self._ready.is_set():
             return
+        if threading.current_thread() is threading.main_thread():
+            self._sigterm = signal.getsignal(signal.SIGTERM)
         if not background or cluster_address(self.address):
             self._begin()  # errors surface at once
             self._ready.set()
+            self._restore_sigterm()
             return
         logging.getLogger("ray").setLevel(logging.ERROR)
         self._thread = threading.Thread(target=self._own, name="nas-width-ray", daemon=True)
@@ -226,7 +237,14 @@ class RaySession:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+        self._restore_sigterm()
         return self._started
+
+    def _restore_sigterm(self) -> None:
+        """Put back the SIGTERM handler that Ray replaced when it connected (class docstring);
+        setting it again reinstalls it at the C level too (main thread only)."""
+        if self._sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._sigterm)
 
     def close(self) -> None:
         """Shut down the Ray this session started (callers defer Ctrl-C around it)."""

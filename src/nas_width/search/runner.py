@@ -232,7 +232,12 @@ def _sigterm_as_sigint() -> Iterator[_Stop]:
     through the SIGINT handler in place: Python's (:class:`Terminated`, a KeyboardInterrupt)
     before the trials, Ray Tune's while they run (the running trials end interrupted), none
     while the study is made consistent; then the study is released and the resume command is
-    printed (main thread only; elsewhere signals are the caller's)."""
+    printed (main thread only; elsewhere signals are the caller's).
+
+    A search started with Ctrl-C ignored (a background job of a script: the shell ignores
+    SIGINT there) still stops on SIGTERM: an ignored or default SIGINT raises
+    :class:`Terminated` as Python's own handler would.
+    """
     stop = _Stop()
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -241,10 +246,10 @@ def _sigterm_as_sigint() -> Iterator[_Stop]:
     def handler(signum: int, frame: Any) -> None:
         stop.terminated = True
         current = signal.getsignal(signal.SIGINT)
-        if current is signal.default_int_handler:
+        if callable(current) and current is not signal.default_int_handler:
+            current(signal.SIGINT, frame)  # Ray Tune's, the hold, or the deferral
+        else:
             raise Terminated
-        if callable(current):
-            current(signal.SIGINT, frame)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
@@ -253,13 +258,19 @@ def _sigterm_as_sigint() -> Iterator[_Stop]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _ignore(signum: int, frame: Any) -> None:
+    """The deferral's SIGINT handler: nothing happens."""
+
+
 @contextlib.contextmanager
 def _sigint_deferred() -> Iterator[None]:
-    """Ignore Ctrl-C while the study is brought to a consistent state (main thread only)."""
+    """Ignore Ctrl-C, and SIGTERM with it, while the study is brought to a consistent state
+    (main thread only). A handler that does nothing, not SIG_IGN: SIG_IGN is how a search
+    started with Ctrl-C ignored sees SIGINT, and SIGTERM must still stop that one."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.signal(signal.SIGINT, _ignore)
     try:
         yield
     finally:
