@@ -339,6 +339,17 @@ def study_now(storage: str) -> tuple[dict[str, Any] | None, list[FrozenTrial]]:
     return study.user_attrs, study.get_trials(deepcopy=True)
 
 
+def start_paused(
+    runs: Searches, args: list[str], moment: str, ctrl_c_ignored: bool = False
+) -> Search:
+    """A search started and held at ``moment`` (one of MOMENTS), alive there."""
+    search = runs.start(*args, env={PAUSE_HOOK_ENV: moment}, ctrl_c_ignored=ctrl_c_ignored)
+    paused = f"nas-width: paused at {moment}"
+    wait_for(paused, lambda: paused in search.stderr() or not search.alive())
+    assert search.alive(), search.stderr()
+    return search
+
+
 @pytest.mark.parametrize("name", list(SIGNALS))
 @pytest.mark.parametrize("moment", MOMENTS)
 def test_a_signal_at_any_moment_leaves_a_whole_study_or_none_and_the_next_run_completes(
@@ -352,10 +363,7 @@ def test_a_signal_at_any_moment_leaves_a_whole_study_or_none_and_the_next_run_co
     try:
         storage = f"sqlite:///{tmp_path / 'moment.db'}"
         args = search_args(tmp_path, storage, trials=2, epochs=1)
-        search = runs.start(*args, env={PAUSE_HOOK_ENV: moment})
-        paused = f"nas-width: paused at {moment}"
-        wait_for(paused, lambda: paused in search.stderr() or not search.alive())
-        assert search.alive(), search.stderr()
+        search = start_paused(runs, args, moment)
         _, finished = study_now(storage)
         if moment == "summary":  # Ray is up, its workers too: nothing listens beyond loopback
             addresses = listening(set(session_pids(search.sid)))
@@ -408,14 +416,7 @@ def test_sigterm_stops_a_search_started_with_ctrl_c_ignored(tmp_path: Path) -> N
         storage = f"sqlite:///{tmp_path / 'ignored.db'}"
         args = search_args(tmp_path, storage, trials=2, epochs=1)
         for moment in ("ray", "summary"):
-            search = runs.start(*args, env={PAUSE_HOOK_ENV: moment}, ctrl_c_ignored=True)
-            paused = f"nas-width: paused at {moment}"
-
-            def reached(run: Search = search, line: str = paused) -> bool:
-                return line in run.stderr() or not run.alive()
-
-            wait_for(paused, reached)
-            assert search.alive(), search.stderr()
+            search = start_paused(runs, args, moment, ctrl_c_ignored=True)
             search.process.send_signal(signal.SIGTERM)
             assert search.wait(timeout=120) == ENDS["TERM"], search.stderr()
             err = search.stderr()
